@@ -1,0 +1,142 @@
+"""The LightningModule: loss, augmentation hook, metrics and optimiser for an ExpressionClassifier."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from facexpr.config import ModelConfig
+from facexpr.data.augment import AugmentConfig, augment_batch, tta_views
+from facexpr.models.classifier import ExpressionClassifier
+
+
+def _augment_config(values: dict[str, Any]) -> AugmentConfig:
+    values = dict(values)
+    for key in ("scale", "erase_area"):
+        if key in values:
+            values[key] = tuple(values[key])
+    return AugmentConfig(**values)
+
+
+class ExpressionModule(L.LightningModule):
+    def __init__(
+        self,
+        model_config: dict[str, Any],
+        train: dict[str, Any],
+        augment: dict[str, Any],
+        class_weights: list[float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        config = ModelConfig.from_dict(model_config)
+        self.model = ExpressionClassifier(config)
+        self.train_cfg = train
+        self.augment_cfg = _augment_config(augment)
+        n = config.num_classes
+        weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        self.register_buffer("class_weights", weights, persistent=False)
+        self.train_acc = MulticlassAccuracy(num_classes=n, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes=n, average="micro")
+        self.val_f1 = MulticlassF1Score(num_classes=n, average="macro")
+
+    def on_fit_start(self) -> None:
+        self.model.to(memory_format=torch.channels_last)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if self.trainer is not None and self.trainer.training:
+            return (augment_batch(batch[0], self.augment_cfg), *batch[1:])
+        return batch
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        return self.model(faces)
+
+    def _targets(self, batch: Any) -> torch.Tensor:
+        """Class-probability targets (one-hot or soft), with label smoothing applied."""
+        n = self.model.config.num_classes
+        targets = batch[2] if len(batch) > 2 else F.one_hot(batch[1], n).float()
+        smoothing = float(self.train_cfg.get("label_smoothing", 0.0))
+        if smoothing:
+            targets = targets * (1 - smoothing) + smoothing / n
+        return targets
+
+    def _loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        log_probs = F.log_softmax(logits.float(), dim=1)
+        if self.class_weights is not None:
+            per_sample = -(targets * log_probs * self.class_weights).sum(1)
+            return per_sample.sum() / (targets * self.class_weights).sum()
+        return -(targets * log_probs).sum(1).mean()
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        faces, labels = batch[0], batch[1]
+        targets = self._targets(batch)
+        alpha = float(self.train_cfg.get("mixup", 0.0))
+        if alpha > 0:
+            lam = float(torch.distributions.Beta(alpha, alpha).sample())
+            perm = torch.randperm(faces.shape[0], device=faces.device)
+            faces = lam * faces + (1 - lam) * faces[perm]
+            targets = lam * targets + (1 - lam) * targets[perm]
+        logits = self(faces)
+        loss = self._loss(logits, targets)
+        self.train_acc(logits.detach(), labels)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        faces, labels = batch[0], batch[1]
+        views = tta_views(faces, self.train_cfg.get("val_tta", "none"))
+        probs = torch.stack([self(v).float().softmax(1) for v in views]).mean(0)
+        loss = F.nll_loss(probs.clamp_min(1e-8).log(), labels)
+        self.val_acc(probs, labels)
+        self.val_f1(probs, labels)
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
+        self.log("val/macro_f1", self.val_f1, on_epoch=True)
+
+    def configure_optimizers(self) -> Any:
+        cfg = self.train_cfg
+        decay, no_decay = [], []
+        for name, param in self.model.named_parameters():
+            (no_decay if param.ndim <= 1 else decay).append(param)
+        groups = [
+            {"params": decay, "weight_decay": float(cfg["weight_decay"])},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        lr = float(cfg["lr"])
+        if cfg["optimizer"] == "sgd":
+            optimizer = torch.optim.SGD(groups, lr=lr, momentum=float(cfg["momentum"]), nesterov=bool(cfg["nesterov"]))
+        elif cfg["optimizer"] == "adamw":
+            optimizer = torch.optim.AdamW(groups, lr=lr)
+        else:
+            raise ValueError(f"unknown optimizer {cfg['optimizer']!r} (sgd, adamw)")
+        schedule = cfg.get("schedule", "none")
+        if schedule == "none":
+            return optimizer
+        if schedule == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=5)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/acc"}}
+        if schedule == "step":
+            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, int(cfg["step_size"]), float(cfg["gamma"]))
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        if schedule == "onecycle":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total)
+        elif schedule == "cosine":
+            per_epoch = total / max(1, int(cfg["epochs"]))
+            warmup = int(float(cfg.get("warmup_epochs", 0)) * per_epoch)
+
+            def factor(step: int) -> float:
+                if step < warmup:
+                    return (step + 1) / warmup
+                progress = (step - warmup) / max(1, total - warmup)
+                return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        else:
+            raise ValueError(f"unknown schedule {schedule!r} (none, cosine, onecycle, step, plateau)")
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,120 @@
+"""Experiment recipes: a YAML file per experiment, with ``section.key=value`` overrides from the CLI."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_RECIPE: dict[str, Any] = {
+    "name": "experiment",
+    "model": "resemotenet_w025_g48",
+    "data": {
+        "root": "../shared/datasets/fer2013",
+        "train_split": "train",
+        "val_split": "val",
+        "labels": "folder",  # folder | ferplus (FER+ majority votes, 8 classes)
+        "soft_labels": False,  # FER+ only: train on the vote distribution
+    },
+    "train": {
+        "epochs": 30,
+        "batch_size": 64,
+        "optimizer": "sgd",  # sgd | adamw
+        "lr": 0.01,
+        "momentum": 0.9,
+        "weight_decay": 1e-4,
+        "nesterov": False,
+        "schedule": "cosine",  # none | cosine | onecycle | step | plateau
+        "warmup_epochs": 0,
+        "step_size": 10,
+        "gamma": 0.1,
+        "label_smoothing": 0.0,
+        "mixup": 0.0,  # Beta(alpha, alpha); 0 disables
+        "class_weighting": "none",  # none | balanced (loss weights)
+        "sampler": "random",  # random | balanced
+        "patience": 0,  # early stopping on val accuracy; 0 disables
+        "precision": "32-true",  # 32-true | bf16-mixed | 16-mixed
+        "seed": 0,
+        "ckpt_every_n_steps": 200,
+        "val_tta": "none",
+    },
+    "augment": {
+        "hflip": 0.5,
+        "rotate": 10.0,
+        "scale": [0.9, 1.1],
+        "translate": 0.1,
+        "brightness": 0.2,
+        "contrast": 0.2,
+        "erase": 0.0,
+        "erase_area": [0.02, 0.2],
+    },
+}
+
+
+class RecipeError(ValueError):
+    pass
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any], where: str = "") -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        path = f"{where}{key}"
+        if key not in merged:
+            raise RecipeError(f"unknown recipe key {path!r}")
+        if isinstance(merged[key], dict):
+            if not isinstance(value, dict):
+                raise RecipeError(f"recipe key {path!r} must be a mapping")
+            merged[key] = _merge(merged[key], value, path + ".")
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``train.lr=0.01`` -> ``{"train": {"lr": 0.01}}`` (the value is parsed as YAML)."""
+    if "=" not in text:
+        raise RecipeError(f"override {text!r} is not KEY=VALUE")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw else ""
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def load_recipe(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    recipe = copy.deepcopy(DEFAULT_RECIPE)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            candidate = recipes_dir() / f"{path}.yaml"
+            if not candidate.is_file():
+                raise RecipeError(f"{path}: recipe file not found")
+            path = candidate
+        with open(path) as handle:
+            content = yaml.safe_load(handle) or {}
+        if not isinstance(content, dict):
+            raise RecipeError(f"{path}: a recipe is a YAML mapping")
+        recipe = _merge(recipe, content)
+        recipe.setdefault("name", path.stem)
+        if recipe["name"] == DEFAULT_RECIPE["name"]:
+            recipe["name"] = path.stem
+    for override in overrides:
+        recipe = _merge(recipe, parse_override(override))
+    return recipe
+
+
+def recipes_dir() -> Path:
+    """The repository's ``recipes/`` folder (recipes may also be given by path)."""
+    return Path(os.environ.get("FACEXPR_RECIPES", Path(__file__).resolve().parents[3] / "recipes"))
+
+
+def dump_recipe(recipe: dict[str, Any], path: str | os.PathLike) -> None:
+    with open(path, "w") as handle:
+        yaml.safe_dump(recipe, handle, sort_keys=False)
