@@ -39,8 +39,14 @@ def set_threads(threads: int | None) -> None:
 @command("train")
 def _train_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", nargs="?", help="recipe YAML path or name under recipes/ (e.g. paper)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a recipe value, e.g. --set train.lr=0.01 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set train.lr=0.01 (repeatable)",
+    )
     parser.add_argument("--model", help="model config name (recipe 'model')")
     parser.add_argument("--data", help="data root (recipe data.root)")
     parser.add_argument("--epochs", type=int)
@@ -63,8 +69,14 @@ def _run_train(args: argparse.Namespace) -> int:
     from facexpr.training.train import train
 
     overrides = list(args.overrides)
-    for flag, key in (("model", "model"), ("data", "data.root"), ("epochs", "train.epochs"),
-                      ("batch_size", "train.batch_size"), ("lr", "train.lr"), ("precision", "train.precision")):
+    for flag, key in (
+        ("model", "model"),
+        ("data", "data.root"),
+        ("epochs", "train.epochs"),
+        ("batch_size", "train.batch_size"),
+        ("lr", "train.lr"),
+        ("precision", "train.precision"),
+    ):
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"{key}={value}")
@@ -101,8 +113,17 @@ def configure_logging(verbose: bool = False) -> None:
     os.environ.setdefault("LITLOGGER_DISABLE_TIP", "1")
 
 
+# Modules that register more subcommands with @command when imported (one line each).
+_COMMAND_MODULES: tuple[str, ...] = ("facexpr.evaluation.commands", "facexpr.detection.commands")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
     from facexpr import __version__
+
+    for module in _COMMAND_MODULES:
+        importlib.import_module(module)
 
     parser = argparse.ArgumentParser(prog="facexpr", description="Face expression recognition (ResEmoteNet).")
     parser.add_argument("--version", action="version", version=f"facexpr {__version__}")

@@ -46,7 +46,7 @@ class ImageSet:
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(self.class_names))
-        return {name: int(n) for name, n in zip(self.class_names, counts)}
+        return {name: int(n) for name, n in zip(self.class_names, counts, strict=True)}
 
     def subset(self, keep: np.ndarray) -> ImageSet:
         keep = np.asarray(keep)
@@ -184,7 +184,9 @@ def load_class_folders(
     images, ok, errors = decode_files(paths, size, cache_dir=cache_dir, use_cache=use_cache)
     labels = np.array([names.index(label) for _, label in items], dtype=np.int64)
     _report_errors(errors, str(split_dir))
-    return ImageSet(images[ok], labels[ok], tuple(names), [str(p) for p, k in zip(paths, ok) if k], errors=errors)
+    return ImageSet(
+        images[ok], labels[ok], tuple(names), [str(p) for p, k in zip(paths, ok, strict=True) if k], errors=errors
+    )
 
 
 def load_fer2013_csv(
@@ -205,12 +207,18 @@ def load_fer2013_csv(
                 continue
             name = f"{csv_path}:{row_number}"
             try:
-                pixels = np.array(row["pixels"].split(), dtype=np.uint8)
+                values = np.array(row["pixels"].split(), dtype=np.int64)
+                if values.size and (values.min() < 0 or values.max() > 255):
+                    raise ValueError("pixel values outside 0..255")
+                pixels = values.astype(np.uint8)
                 side = int(round(len(pixels) ** 0.5))
                 if side * side != len(pixels) or side == 0:
                     raise ValueError(f"{len(pixels)} pixels is not a square image")
-                label = FER2013_CSV_ORDER[int(row["emotion"])]
-            except (ValueError, IndexError) as exc:
+                emotion = int(row["emotion"])
+                if not 0 <= emotion < len(FER2013_CSV_ORDER):
+                    raise ValueError(f"emotion {emotion} outside 0..{len(FER2013_CSV_ORDER) - 1}")
+                label = FER2013_CSV_ORDER[emotion]
+            except ValueError as exc:
                 errors.append((name, f"{name}: bad row ({exc})"))
                 continue
             images.append(resize_square(pixels.reshape(side, side), size))
@@ -265,11 +273,11 @@ def load_ferplus(
     if not paths:
         raise ValueError(f"{votes_csv}: no FER+ rows for split {split!r}")
     keep, labels, soft = ferplus_targets(np.array(votes))
-    paths = [p for p, k in zip(paths, keep) if k]
+    paths = [p for p, k in zip(paths, keep, strict=True) if k]
     images, ok, errors = decode_files(paths, size, cache_dir=cache_dir, use_cache=use_cache)
     _report_errors(errors, str(votes_csv))
     labels, soft = labels[keep][ok], soft[keep][ok]
-    kept_paths = [str(p) for p, k in zip(paths, ok) if k]
+    kept_paths = [str(p) for p, k in zip(paths, ok, strict=True) if k]
     return ImageSet(images[ok], labels, FERPLUS_CLASSES, kept_paths, soft_labels=soft, errors=errors)
 
 

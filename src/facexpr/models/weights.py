@@ -6,7 +6,6 @@ never loads partially: a mismatch raises :class:`WeightsMismatchError` naming th
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from importlib import resources
@@ -18,7 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from facexpr.config import ModelConfig
-from facexpr.labels import OFFICIAL_RESEMOTENET_ORDER, permutation
+from facexpr.labels import FER2013_CLASSES, OFFICIAL_RESEMOTENET_ORDER, permutation
 from facexpr.models.classifier import ExpressionClassifier
 from facexpr.models.registry import MODEL_CONFIGS, get_config
 
@@ -91,7 +90,7 @@ def _infer_config(state: Mapping[str, torch.Tensor], path: Path) -> ModelConfig:
         base = MODEL_CONFIGS["resemotenet"]
     else:
         base = MODEL_CONFIGS["resemotenet_w025_g48"]
-    names = OFFICIAL_RESEMOTENET_ORDER if num_classes == 7 else tuple(f"class_{i}" for i in range(num_classes))
+    names = FER2013_CLASSES if num_classes == 7 else tuple(f"class_{i}" for i in range(num_classes))
     return base.replace(name=path.stem, width=width, class_names=names, meta={"source": str(path)})
 
 
@@ -160,16 +159,18 @@ def load_weights_file(
         config = ModelConfig.from_dict(stored)
     if config is None:
         config = _infer_config(state, path)
-    source_names = class_names or (config.class_names if fmt == "facexpr-lightning" else None)
-    if source_names is None and fmt != "facexpr-lightning" and len(config.class_names) == 7:
-        source_names = OFFICIAL_RESEMOTENET_ORDER
-    if source_names is not None and tuple(source_names) != config.class_names:
-        from facexpr.labels import FER2013_CLASSES
-
-        target = FER2013_CLASSES if sorted(source_names) == sorted(FER2013_CLASSES) else tuple(source_names)
-        if target != tuple(source_names):
-            state = _reorder_classes(state, tuple(source_names), target)
-        config = config.replace(class_names=target)
+    if class_names is not None:
+        source = tuple(class_names)
+    elif fmt == "facexpr-lightning" or config.num_classes != len(OFFICIAL_RESEMOTENET_ORDER):
+        source = config.class_names
+    else:
+        source = OFFICIAL_RESEMOTENET_ORDER  # foreign 7-class ResEmoteNet weights use the official order
+    outputs = state["fc4.weight"].shape[0] if "fc4.weight" in state else None
+    if source != config.class_names and outputs == len(source):
+        if sorted(source) == sorted(config.class_names):
+            state = _reorder_classes(state, source, config.class_names)
+        else:
+            config = config.replace(class_names=source)
     model = ExpressionClassifier(config)
     load_state_strict(model, state, str(path))
     return model.eval()
@@ -216,7 +217,6 @@ __all__ = [
     "WeightsError",
     "WeightsMismatchError",
     "describe",
-    "json",
     "load_model",
     "load_weights_file",
     "read_config",

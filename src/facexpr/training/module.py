@@ -101,7 +101,7 @@ class ExpressionModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         cfg = self.train_cfg
         decay, no_decay = [], []
-        for name, param in self.model.named_parameters():
+        for param in self.model.parameters():
             (no_decay if param.ndim <= 1 else decay).append(param)
         groups = [
             {"params": decay, "weight_decay": float(cfg["weight_decay"])},

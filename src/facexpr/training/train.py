@@ -189,7 +189,9 @@ def train(
     summary.update(best_checkpoint=best, best_val_acc=None if best_score is None else float(best_score))
     best_module = ExpressionModule.load_from_checkpoint(best, map_location="cpu", weights_only=True)
     config = best_module.model.config
-    meta = dict(config.meta, recipe=recipe["name"], epochs_trained=trainer.current_epoch, val_acc=summary["best_val_acc"])
+    meta = dict(
+        config.meta, recipe=recipe["name"], epochs_trained=trainer.current_epoch, val_acc=summary["best_val_acc"]
+    )
     best_module.model.config = config.replace(meta=meta)
     save_weights(best_module.model, run_dir / "model.safetensors")
     summary["weights"] = str(run_dir / "model.safetensors")

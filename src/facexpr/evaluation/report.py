@@ -1,0 +1,89 @@
+"""Writing an evaluation report: JSON, a confusion-matrix figure and a text table."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def write_json(report: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write atomically, so an interrupted run never leaves half a report."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def plot_confusion(matrix: Any, class_names: list[str], path: str | os.PathLike, title: str = "") -> Path:
+    """Two panels: raw counts and row-normalised rates (rows = true class)."""
+    counts = np.asarray(matrix, dtype=np.int64)
+    totals = counts.sum(axis=1, keepdims=True)
+    rates = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    n = len(class_names)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * (1.5 + 0.6 * n), 1.5 + 0.6 * n))
+    for ax, values, panel, fmt in ((axes[0], counts, "counts", "d"), (axes[1], rates, "row-normalised", ".2f")):
+        shown = values / max(values.max(), 1) if panel == "counts" else values
+        ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
+        for i in range(n):
+            for j in range(n):
+                ax.text(
+                    j,
+                    i,
+                    format(values[i, j], fmt),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if shown[i, j] > 0.5 else "black",
+                )
+        ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+        ax.set_yticks(range(n), class_names)
+        ax.set(xlabel="predicted", ylabel="true", title=panel)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _metric_lines(result: dict[str, Any]) -> list[str]:
+    width = max(len(name) for name in result["class_names"]) + 2
+    lines = [f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+    for name in result["class_names"]:
+        row = result["per_class"][name]
+        lines.append(
+            f"{name:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{row['support']:>10d}"
+        )
+    lines.append(f"accuracy {result['accuracy']:.4f}   macro-F1 {result['macro_f1']:.4f}   images {result['n_images']}")
+    return lines
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The per-class table, the headline figures and the leakage-free figures when present."""
+    lines = [
+        f"model {report.get('model', '?')} on {report.get('data_dir', '?')} split={report.get('split')} "
+        f"tta={report.get('tta', 'none')}"
+    ]
+    lines += _metric_lines(report)
+    unreadable = report.get("unreadable", {})
+    if unreadable.get("count"):
+        lines.append(f"unreadable images skipped: {unreadable['count']} (first: {unreadable['files'][0]})")
+    clean = report.get("leakage_free")
+    if clean:
+        lines.append(f"without {clean['n_excluded']} images pixel-identical to {clean['reference_dir']}:")
+        lines.append(
+            f"accuracy {clean['accuracy']:.4f}   macro-F1 {clean['macro_f1']:.4f}   images {clean['n_images']}"
+        )
+    return "\n".join(lines)

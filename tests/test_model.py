@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from facexpr.config import ModelConfig
+from facexpr.labels import FER2013_CLASSES, OFFICIAL_RESEMOTENET_ORDER
+from facexpr.models import (
+    ExpressionClassifier,
+    ResEmoteNet,
+    WeightsMismatchError,
+    create_model,
+    get_config,
+    list_models,
+    load_model,
+    load_weights_file,
+    read_config,
+    save_weights,
+)
+
+OFFICIAL_KEY_PREFIXES = (
+    "conv1.",
+    "bn1.",
+    "conv2.",
+    "bn2.",
+    "conv3.",
+    "bn3.",
+    "se.fc.0.weight",
+    "se.fc.2.weight",
+    "res_block1.",
+    "res_block2.",
+    "res_block3.",
+    "fc1.",
+    "fc2.",
+    "fc3.",
+    "fc4.",
+)
+
+
+def test_paper_model_has_exactly_the_published_parameter_count() -> None:
+    net = ResEmoteNet(num_classes=7, in_chans=3, width=1.0)
+    assert sum(p.numel() for p in net.parameters()) == 80_238_599
+    assert net(torch.zeros(2, 3, 64, 64)).shape == (2, 7)
+
+
+def test_state_dict_keys_are_the_official_names() -> None:
+    keys = list(ResEmoteNet().state_dict())
+    assert all(k.startswith(OFFICIAL_KEY_PREFIXES) for k in keys), keys
+    for block in (1, 2, 3):
+        for part in ("conv1", "bn1", "conv2", "bn2", "shortcut.0", "shortcut.1"):
+            assert f"res_block{block}.{part}.weight" in keys
+    assert "se.fc.0.weight" in keys and "se.fc.0.bias" not in keys  # SE linears are bias-free
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_config_builds_and_runs(name: str) -> None:
+    model = create_model(name).eval()
+    cfg = model.config
+    faces = torch.randint(0, 256, (2, 1, cfg.input_size, cfg.input_size), dtype=torch.uint8)
+    probs = model.predict_proba(faces)
+    assert probs.shape == (2, cfg.num_classes)
+    assert torch.allclose(probs.sum(1), torch.ones(2), atol=1e-5)
+
+
+def test_safetensors_round_trip_keeps_weights_and_config(tmp_path) -> None:
+    model = create_model("resemotenet_w0125_g48").eval()
+    model.config = model.config.replace(meta={"recipe": "unit", "val_acc": 0.5})
+    path = save_weights(model, tmp_path / "m.safetensors")
+    assert read_config(path) == model.config
+    assert read_config(path).meta == {"recipe": "unit", "val_acc": 0.5}
+    loaded = load_model(path)
+    faces = torch.randint(0, 256, (3, 1, 48, 48), dtype=torch.uint8)
+    assert torch.equal(loaded(faces), model(faces))
+
+
+def _official_state(num_classes: int = 7) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return ResEmoteNet(num_classes=num_classes, in_chans=3, width=0.25).eval().state_dict()
+
+
+@pytest.mark.parametrize("fmt", ["raw", "official", "lightning"])
+def test_checkpoint_formats_load_strictly_and_map_official_class_order(tmp_path, fmt: str) -> None:
+    state = _official_state()
+    wrapped = {
+        "raw": state,
+        "official": {"model_state_dict": state, "epoch": 3},
+        "lightning": {"state_dict": {f"model.{k}": v for k, v in state.items()}, "epoch": 3},
+    }[fmt]
+    path = tmp_path / f"{fmt}.pth"
+    torch.save(wrapped, path)
+    model = load_weights_file(path, config=get_config("resemotenet", width=0.25))
+    assert model.class_names == FER2013_CLASSES
+
+    reference = ResEmoteNet(num_classes=7, in_chans=3, width=0.25).eval()
+    reference.load_state_dict(state)
+    faces = torch.randint(0, 256, (4, 1, 64, 64), dtype=torch.uint8)
+    official_logits = reference(model.config and __import__("facexpr").preprocessing.normalize(faces, model.config))
+    ours = model(faces)
+    for i, name in enumerate(FER2013_CLASSES):
+        j = OFFICIAL_RESEMOTENET_ORDER.index(name)
+        assert torch.allclose(ours[:, i], official_logits[:, j], atol=1e-5), name
+
+
+def test_config_is_inferred_from_a_foreign_checkpoint(tmp_path) -> None:
+    path = tmp_path / "foreign.pt"
+    torch.save(_official_state(), path)
+    model = load_weights_file(path)
+    assert model.config.in_chans == 3 and model.config.width == 0.25
+    assert model.class_names == FER2013_CLASSES
+
+
+def test_mismatching_checkpoint_names_the_keys_and_never_loads_partially(tmp_path) -> None:
+    path = tmp_path / "eight.pth"
+    torch.save(_official_state(num_classes=8), path)
+    with pytest.raises(WeightsMismatchError, match=r"fc4\.weight.*\(8, 64\).*\(7, 64\)"):
+        load_weights_file(path, config=get_config("resemotenet", width=0.25))
+
+    other = {"features.0.weight": torch.zeros(3), **_official_state()}
+    del other["se.fc.0.weight"]
+    torch.save(other, path)
+    with pytest.raises(WeightsMismatchError, match=r"missing keys \['se\.fc\.0\.weight'\].*unexpected keys"):
+        load_weights_file(path, config=get_config("resemotenet", width=0.25))
+
+
+def test_pickled_objects_are_refused(tmp_path) -> None:
+    path = tmp_path / "evil.pth"
+    torch.save({"model_state_dict": _official_state(), "extra": ModelConfig(name="x")}, path)
+    with pytest.raises(ValueError, match="weights_only"):
+        load_weights_file(path, config=get_config("resemotenet", width=0.25))
+
+
+def test_config_json_round_trip_and_validation() -> None:
+    cfg = get_config("resemotenet_w025_g48")
+    assert ModelConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(ValueError, match="unknown model config keys"):
+        ModelConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+    with pytest.raises(ValueError, match="mean/std"):
+        ModelConfig.from_dict({**cfg.to_dict(), "in_chans": 3})
+    with pytest.raises(KeyError, match="registered"):
+        get_config("nope")
+
+
+def test_classifier_normalises_inside_forward() -> None:
+    model = ExpressionClassifier(get_config("resemotenet_w0125_g48")).eval()
+    faces = torch.full((1, 1, 48, 48), 128, dtype=torch.uint8)
+    cfg = model.config
+    expected = model.net(((faces.float() / 255) - cfg.mean[0]) / cfg.std[0])
+    assert torch.allclose(model(faces), expected)

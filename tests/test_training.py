@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from facexpr.models import load_model
+from facexpr.training.recipe import RecipeError, load_recipe, parse_override
+
+TINY = [
+    "model=resemotenet_w0125_g48",
+    "train.batch_size=8",
+    "train.lr=0.01",
+    "train.ckpt_every_n_steps=1",
+]
+
+
+def _cli(*args: str, cwd: Path) -> list[str]:
+    return [sys.executable, "-m", "facexpr", "train", *args, "--no-progress", "--threads", "1"]
+
+
+def _overrides(faces_dir: Path, *extra: str) -> list[str]:
+    out = []
+    for item in (*TINY, f"data.root={faces_dir}", *extra):
+        out += ["--set", item]
+    return out
+
+
+def test_recipe_overrides_and_paper_recipe() -> None:
+    assert parse_override("train.lr=0.5") == {"train": {"lr": 0.5}}
+    recipe = load_recipe("paper", ["train.epochs=3", "augment.scale=[0.9, 1.0]"])
+    assert recipe["model"] == "resemotenet"
+    assert recipe["train"]["epochs"] == 3
+    t = recipe["train"]
+    assert (t["optimizer"], t["lr"], t["momentum"], t["weight_decay"], t["batch_size"], t["patience"]) == (
+        "sgd",
+        0.001,
+        0.9,
+        0.0001,
+        16,
+        15,
+    )
+    assert load_recipe("paper")["train"]["epochs"] == 80
+    with pytest.raises(RecipeError, match="unknown recipe key 'train.lrr'"):
+        load_recipe(None, ["train.lrr=1"])
+    with pytest.raises(RecipeError, match="not found"):
+        load_recipe("no-such-recipe")
+
+
+def test_train_writes_a_reproducible_run(tmp_path: Path, faces_dir: Path) -> None:
+    from facexpr.training.train import train
+
+    torch.set_num_threads(1)
+    summary = train(
+        None,
+        [*TINY, f"data.root={faces_dir}", "train.epochs=2", "train.label_smoothing=0.1", "train.mixup=0.2"],
+        out_dir=tmp_path,
+        run_name="tiny",
+        progress=False,
+    )
+    run = tmp_path / "tiny"
+    assert summary["run_dir"] == str(run)
+    assert 0.0 <= summary["best_val_acc"] <= 1.0
+    for name in (
+        "recipe.yaml",
+        "run.json",
+        "logs/metrics.csv",
+        "curves.png",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+        "model.safetensors",
+    ):
+        assert (run / name).is_file(), name
+    info = json.loads((run / "run.json").read_text())
+    assert info["seed"] == 0 and "commit" in info["git"] and info["train_images"] == 56
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text())
+    assert recipe["train"]["epochs"] == 2 and recipe["data"]["root"] == str(faces_dir)
+    model = load_model(run / "model.safetensors")
+    assert model.config.name == "resemotenet_w0125_g48"
+    assert model.config.meta["recipe"] == "experiment"
+    assert model.config.meta["val_acc"] == pytest.approx(summary["best_val_acc"])
+    header = (run / "logs" / "metrics.csv").read_text().splitlines()[0]
+    assert "val/acc" in header and "train/loss" in header
+
+
+def _wait_for(predicate, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited early with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for training")
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_continues_from_last_checkpoint(tmp_path: Path, faces_dir: Path) -> None:
+    args = _cli("--out", str(tmp_path), "--name", "killed", *_overrides(faces_dir, "train.epochs=6"), cwd=tmp_path)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    metrics = tmp_path / "killed" / "logs" / "metrics.csv"
+
+    def trained_past_first_epoch() -> bool:
+        return last.is_file() and metrics.is_file() and "val/acc" in metrics.read_text()
+
+    try:
+        _wait_for(trained_past_first_epoch, 240, proc)
+        time.sleep(0.5)  # let it get into the middle of an epoch (checkpoints every step)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    state = torch.load(last, map_location="cpu", weights_only=True)  # intact, never half-written
+    step_at_kill = state["global_step"]
+    assert step_at_kill >= 1
+
+    done = subprocess.run(
+        _cli("--resume", str(tmp_path / "killed"), cwd=tmp_path), capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rank0 = json.loads((tmp_path / "killed" / "ranks" / "rank0.json").read_text())
+    steps_per_epoch = 56 // 8
+    assert rank0["steps"] == 6 * steps_per_epoch
+    assert list((tmp_path / "killed").glob("run-resume-*.json"))
+    final = torch.load(last, map_location="cpu", weights_only=True)
+    assert final["global_step"] == 6 * steps_per_epoch > step_at_kill
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_with_gloo(tmp_path: Path, faces_dir: Path) -> None:
+    args = _cli(
+        "--out", str(tmp_path), "--name", "ddp", "--devices", "2", "--accelerator", "cpu",
+        *_overrides(faces_dir, "train.epochs=1"), cwd=tmp_path,
+    )  # fmt: skip
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = sorted((tmp_path / "ddp" / "ranks").glob("rank*.json"))
+    assert [p.name for p in ranks] == ["rank0.json", "rank1.json"]
+    infos = [json.loads(p.read_text()) for p in ranks]
+    assert {i["world_size"] for i in infos} == {2}
+    # 56 train images, batch 8 per process, 2 processes: 3 steps each (drop_last over 28 per rank).
+    assert {i["steps"] for i in infos} == {3}
+    assert (tmp_path / "ddp" / "model.safetensors").is_file()
