@@ -38,6 +38,7 @@ def set_threads(threads: int | None) -> None:
 
 @command("train")
 def _train_parser(parser: argparse.ArgumentParser) -> None:
+    """Train a model from a recipe (Lightning: checkpoints, resume, early stopping, DDP)."""
     parser.add_argument("recipe", nargs="?", help="recipe YAML path or name under recipes/ (e.g. paper)")
     parser.add_argument(
         "--set",
@@ -114,7 +115,11 @@ def configure_logging(verbose: bool = False) -> None:
 
 
 # Modules that register more subcommands with @command when imported (one line each).
-_COMMAND_MODULES: tuple[str, ...] = ("facexpr.evaluation.commands", "facexpr.detection.commands")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "facexpr.evaluation.commands",
+    "facexpr.detection.commands",
+    "facexpr.serving.commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
