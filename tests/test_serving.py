@@ -127,7 +127,12 @@ def _chunks(total: int, size: int = 64 * 1024):
         ("no type", {"content": b"hello", "headers": {"content-type": ""}}, 415, "not accepted"),
         ("no file field", {"data": {"name": "x"}, "files": {"other": ("a.jpg", b"x")}}, 422, "no file field"),
         ("text part", {"files": {"file": ("a.txt", b"hello", "text/plain")}}, 415, "send an image"),
-        ("broken multipart", {"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data"}}, 400, ""),
+        (
+            "broken multipart",
+            {"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data"}},
+            400,
+            "",
+        ),
     ],
 )
 def test_bad_uploads_get_a_json_error(client: TestClient, name: str, request_kwargs: dict, status: int, message: str):
