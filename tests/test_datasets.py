@@ -270,3 +270,12 @@ def test_load_ferplus_from_votes_file(tmp_path):
 def test_unknown_label_source(faces_dir):
     with pytest.raises(ValueError, match="unknown labels source"):
         load_split(faces_dir, "val", 48, labels="votes")
+
+
+def test_a_listed_file_missing_on_disk_is_an_error_record_not_a_crash(tmp_path, faces_dir) -> None:
+    from facexpr.data.datasets import decode_files
+
+    present = sorted((faces_dir / "val" / "happy").glob("*.jpg"))[0]
+    images, ok, errors = decode_files([present, tmp_path / "gone.jpg"], 48, cache_dir=tmp_path)
+    assert ok.tolist() == [True, False]
+    assert len(errors) == 1 and "gone.jpg" in errors[0][1]

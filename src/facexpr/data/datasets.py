@@ -78,12 +78,13 @@ def resolve_split_dir(root: str | os.PathLike, split: str | None) -> Path:
     for name in SPLIT_ALIASES.get(split, (split,)):
         if (root / name).is_dir():
             return root / name
-    if _looks_like_class_dir(root):
+    if is_class_folder_root(root):
         raise FileNotFoundError(f"{root}: has class folders but no {split!r} split; pass the split folder itself")
     raise FileNotFoundError(f"{root}: no {split!r} split folder (looked for {', '.join(SPLIT_ALIASES.get(split, ()))})")
 
 
-def _looks_like_class_dir(path: Path) -> bool:
+def is_class_folder_root(path: Path) -> bool:
+    """True when ``path`` directly holds at least one expression-class folder."""
     for child in path.iterdir():
         if child.is_dir():
             try:
@@ -141,8 +142,11 @@ def decode_files(
     """Decode image files to N x size x size gray uint8 (cached). Returns (images, ok mask, errors)."""
     signature = [CACHE_VERSION, str(size)]
     for path in paths:
-        stat = path.stat()
-        signature.append(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}")
+        try:
+            stat = path.stat()
+            signature.append(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}")
+        except OSError:
+            signature.append(f"{path}|missing")  # decoding reports it by name
     cache_file = Path(cache_dir or default_cache_dir()) / f"{_cache_key(signature)}.npz"
     if use_cache and cache_file.is_file():
         try:

@@ -11,7 +11,7 @@ import torch
 
 from facexpr.data.audit import pixel_hashes
 from facexpr.data.augment import tta_views
-from facexpr.data.datasets import SPLIT_ALIASES, ImageSet, _looks_like_class_dir, load_split
+from facexpr.data.datasets import SPLIT_ALIASES, ImageSet, is_class_folder_root, load_split
 from facexpr.evaluation.metrics import classification_metrics
 from facexpr.models import ExpressionClassifier, load_model
 from facexpr.models.weights import describe
@@ -69,7 +69,7 @@ def _split_argument(data_dir: Path, split: str | None) -> str | None:
         return split
     if any((data_dir / name).is_dir() for names in SPLIT_ALIASES.values() for name in names):
         return split
-    return None if _looks_like_class_dir(data_dir) else split
+    return None if is_class_folder_root(data_dir) else split
 
 
 def evaluate_dir(
