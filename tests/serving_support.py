@@ -81,7 +81,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for_health(url: str, process: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+def wait_for_health(url: str, process: subprocess.Popen, log: Path, timeout: float = 240.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -40,15 +40,18 @@ class DetectorPool:
         return len(self.detectors)
 
     async def run(self, work: Callable[[Detector], T]) -> T:
-        if self.waiting >= self.max_queue:
-            raise ServerBusy(f"{self.waiting} requests already waiting")
-        self.waiting += 1
-        try:
-            await asyncio.wait_for(self._slots.acquire(), self.timeout_s)
-        except asyncio.TimeoutError:
-            raise ServerBusy(f"no detector free within {self.timeout_s:g} s") from None
-        finally:
-            self.waiting -= 1
+        if self._slots.locked():
+            if self.waiting >= self.max_queue:
+                raise ServerBusy(f"{self.waiting} requests already waiting")
+            self.waiting += 1
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self.timeout_s)
+            except asyncio.TimeoutError:
+                raise ServerBusy(f"no detector free within {self.timeout_s:g} s") from None
+            finally:
+                self.waiting -= 1
+        else:
+            await self._slots.acquire()  # a free slot: taken without suspending
         detector = self._free.pop()
         self.running += 1
         try:

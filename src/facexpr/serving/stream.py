@@ -111,6 +111,10 @@ class StreamSession:
             except (ImageError, ApiError) as exc:
                 await self._send_error(frame.frame_id, str(exc))
                 continue
+            except Exception as exc:  # one unusable frame must not end the stream
+                log.exception("stream frame %d failed", frame.frame_id)
+                await self._send_error(frame.frame_id, f"internal error ({exc.__class__.__name__})")
+                continue
             await self._send(
                 {"type": "faces", "id": frame.frame_id, **result, "received": self.received, "dropped": self.dropped}
             )

@@ -260,17 +260,18 @@ async function sendFrame() {
     canvas.height = Math.round(video.videoHeight * scale);
     canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
     const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", JPEG_QUALITY));
-    if (blob && state.socket === socket && socket.readyState === WebSocket.OPEN) {
+    const jpeg = blob ? new Uint8Array(await blob.arrayBuffer()) : null;
+    if (jpeg && state.socket === socket && socket.readyState === WebSocket.OPEN) {
       const id = ++state.sentId;
-      const message = new Uint8Array(4 + blob.size);
+      const message = new Uint8Array(4 + jpeg.length);
       new DataView(message.buffer).setUint32(0, id, false);
-      message.set(new Uint8Array(await blob.arrayBuffer()), 4);
+      message.set(jpeg, 4);
       socket.send(message);
       state.sentAt.set(id, performance.now());
       state.lastSendAt = performance.now();
     }
   }
-  scheduleSend(1000 / MAX_FPS);
+  if (state.socket === socket) scheduleSend(1000 / MAX_FPS);
 }
 
 function onAnswer(answer) {
@@ -350,8 +351,9 @@ function drawTimeline() {
   const ctx = canvas.getContext("2d");
   const { width, height } = canvas;
   ctx.clearRect(0, 0, width, height);
-  const left = 34 * ratio, right = width - 8 * ratio, top = 8 * ratio, bottom = height - 20 * ratio;
+  const left = 34 * ratio, right = width - 8 * ratio, top = 10 * ratio, bottom = height - 22 * ratio;
   ctx.font = `${Math.round(10 * ratio)}px system-ui, sans-serif`;
+  ctx.textBaseline = "middle";
   ctx.fillStyle = "#6b7385";
   ctx.strokeStyle = "#e3e6ec";
   ctx.lineWidth = 1;
@@ -361,7 +363,7 @@ function drawTimeline() {
     ctx.moveTo(left, y);
     ctx.lineTo(right, y);
     ctx.stroke();
-    ctx.fillText(p.toFixed(1), 4 * ratio, y - 6 * ratio);
+    ctx.fillText(p.toFixed(1), 4 * ratio, y);
   }
   const points = state.points;
   if (!points.length) {
@@ -371,9 +373,9 @@ function drawTimeline() {
   const t0 = points[0].time;
   const t1 = Math.max(points[points.length - 1].time, t0 + 1);
   const x = (t) => left + ((t - t0) / (t1 - t0)) * (right - left);
-  ctx.fillText(`${t0.toFixed(0)} s`, left, height - 6 * ratio);
+  ctx.fillText(`${t0.toFixed(0)} s`, left, height - 8 * ratio);
   const endLabel = `${t1.toFixed(0)} s`;
-  ctx.fillText(endLabel, right - ctx.measureText(endLabel).width, height - 6 * ratio);
+  ctx.fillText(endLabel, right - ctx.measureText(endLabel).width, height - 8 * ratio);
   ctx.lineWidth = 1.5 * ratio;
   for (const cls of state.classes) {
     ctx.strokeStyle = colorOf(cls);
