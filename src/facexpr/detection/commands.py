@@ -20,7 +20,7 @@ _PREDICT_EPILOG = (
 )
 
 
-def _model_args(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="weights file, shipped model name or config name (default: shipped model)")
     parser.add_argument("--detector", default="auto", choices=("auto", "yunet", "haar"), help="face detector")
     parser.add_argument("--yunet", metavar="ONNX", help="local YuNet model file (else $FACEXPR_YUNET or download)")
@@ -29,7 +29,7 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-pixels", type=int, default=MAX_IMAGE_PIXELS, help="refuse larger images")
 
 
-def _threads(args: argparse.Namespace) -> int:
+def inference_threads(args: argparse.Namespace) -> int:
     """--threads, else $FACEXPR_THREADS or $OMP_NUM_THREADS, else 1.
 
     One thread by default: per-frame batches are 1-3 faces, and on shared cores torch's 2-thread pool collapsed
@@ -44,7 +44,7 @@ def _threads(args: argparse.Namespace) -> int:
 def _detector(args: argparse.Namespace):
     from facexpr.detection.detector import Detector
 
-    threads = _threads(args)
+    threads = inference_threads(args)
     set_threads(threads)
     return Detector(
         args.model,
@@ -68,7 +68,7 @@ def _predict_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=float, metavar="SECONDS", help="process at most one frame per interval")
     parser.add_argument("--no-timeline", action="store_true", help="skip the timeline PNG for videos")
     parser.add_argument("--no-progress", action="store_true")
-    _model_args(parser)
+    add_model_arguments(parser)
     parser.set_defaults(run=_run_predict)
 
 
@@ -102,7 +102,7 @@ def _cam_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record", metavar="OUT.mp4", help="also record the annotated stream")
     parser.add_argument("--interval", type=float, metavar="SECONDS", help="seconds between inferences")
     parser.add_argument("--smoothing", type=float, default=0.35, help="weight of the newest frame (1 = none)")
-    _model_args(parser)
+    add_model_arguments(parser)
     parser.set_defaults(run=_run_cam)
 
 
@@ -137,7 +137,7 @@ def _explain_parser(parser: argparse.ArgumentParser) -> None:
     """Grad-CAM overlay per face: which regions drove each prediction"""
     parser.add_argument("image")
     parser.add_argument("--out", metavar="PATH", help="output image (default: <image>_gradcam.jpg in the cwd)")
-    _model_args(parser)
+    add_model_arguments(parser)
     parser.set_defaults(run=_run_explain)
 
 
@@ -184,7 +184,7 @@ def _demo_parser(parser: argparse.ArgumentParser) -> None:
     """the live camera when there is one, else the bundled sample through `predict`"""
     parser.add_argument("--out", default="facexpr-demo", metavar="DIR", help="outputs (default: ./facexpr-demo)")
     parser.add_argument("--camera", default="0")
-    _model_args(parser)
+    add_model_arguments(parser)
     parser.set_defaults(run=_run_demo)
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from facexpr.cli import command, set_threads
-from facexpr.detection.commands import _model_args, _threads
+from facexpr.detection.commands import add_model_arguments, inference_threads
 from facexpr.serving.settings import DEFAULT_HOST, DEFAULT_PORT, ServerSettings
 
 log = logging.getLogger("facexpr")
@@ -30,7 +30,7 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
         "--cors-origin", action="append", default=[], metavar="ORIGIN", help="allow this origin (repeatable)"
     )
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
-    _model_args(parser)
+    add_model_arguments(parser)
     parser.set_defaults(run=_run_serve)
 
 
@@ -38,7 +38,7 @@ def build_detectors(args: argparse.Namespace, count: int) -> list:
     """``count`` detectors sharing one loaded model (each has its own face detector and inference session)."""
     from facexpr.detection.detector import Detector, resolve_model
 
-    threads = _threads(args)
+    threads = inference_threads(args)
     set_threads(threads)
     is_onnx = args.model is not None and Path(args.model).suffix == ".onnx"
     model = args.model if is_onnx else resolve_model(args.model)
