@@ -102,17 +102,21 @@ def test_env_variable_points_at_a_local_file(
         yunet_model_path()
 
 
-def test_auto_falls_back_to_haar_with_one_log_line(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_auto_falls_back_to_haar_with_one_log_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(YUNET_ENV, str(tmp_path / "absent.onnx"))
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
     logger = logging.getLogger("facexpr")
-    monkeypatch.setattr(logger, "propagate", True)
-    with caplog.at_level(logging.WARNING, logger="facexpr"):
+    logger.addHandler(handler)
+    monkeypatch.setattr(logger, "level", logging.DEBUG)
+    try:
         detector = create_face_detector("auto")
+    finally:
+        logger.removeHandler(handler)
     assert isinstance(detector, HaarDetector)
-    messages = [r.getMessage() for r in caplog.records if "Haar" in r.getMessage()]
-    assert len(messages) == 1 and "YuNet unavailable" in messages[0]
+    messages = [r.getMessage() for r in records]
+    assert len(messages) == 1 and "YuNet unavailable" in messages[0] and "Haar" in messages[0]
     with pytest.raises(ModelFileError):
         create_face_detector("yunet")
 
