@@ -123,11 +123,6 @@ def prepare_faces(images: Sequence[np.ndarray], config: ModelConfig) -> np.ndarr
     return out
 
 
-def load_face(path: str | os.PathLike | bytes, config: ModelConfig) -> np.ndarray:
-    """Decode an image file that already is a face crop and prepare it."""
-    return prepare_face(read_image(path), config)
-
-
 def normalize(batch: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     """Prepared gray pixels (N x S x S or N x 1 x S x S, values 0..255) -> normalised float model input."""
     x = batch if batch.ndim == 4 else batch.unsqueeze(1)
@@ -139,8 +134,8 @@ def normalize(batch: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     return (x - mean) / std
 
 
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm"})
+
+
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
-
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm"})
