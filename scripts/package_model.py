@@ -1,8 +1,11 @@
 """Put a trained run's weights into the package, with its validation figures in the stored config.
 
     facexpr evaluate ../shared/datasets/fer2013 --model runs/fer2013_w025/model.safetensors --split val \
-        --report reports/fer2013_val.json
+        --tta flip --report reports/fer2013_val.json
     python scripts/package_model.py runs/fer2013_w025/model.safetensors reports/fer2013_val.json --name fer2013
+
+The packaged model uses the test-time augmentation the report was measured with, so the stored figures
+describe what `facexpr predict` does out of the box.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def main() -> None:
         val_recall={name: report["per_class"][name]["recall"] for name in model.class_names},
         val_images=report["n_images"],
     )
-    model.config = model.config.replace(name=args.name, meta=meta)
+    model.config = model.config.replace(name=args.name, tta=meta["val_tta"], meta=meta)
     out = save_weights(model, WEIGHTS_DIR / PRETRAINED[args.name], half=args.half)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): val accuracy {meta['val_accuracy']:.4f}")
 

@@ -20,7 +20,7 @@ from facexpr.evaluation import (
     predict_proba,
 )
 from facexpr.labels import FER2013_CLASSES
-from facexpr.models import create_model, save_weights
+from facexpr.models import ExpressionClassifier, create_model, save_weights
 from facexpr.models.weights import pretrained_path
 
 TINY = "resemotenet_w0125_g48"
@@ -111,6 +111,23 @@ def test_flip_tta_averages_probabilities_of_image_and_mirror(faces_dir):
     assert not np.allclose(crops, expected.numpy())
     with pytest.raises(ValueError, match="TTA"):
         predict_proba(model, images, tta="rotate")
+
+
+def test_tta_in_the_config_is_applied_in_eval_mode_only(faces_dir):
+    torch.manual_seed(5)
+    plain = create_model(TINY)
+    flipping = ExpressionClassifier(plain.config.replace(tta="flip"), net=plain.net)
+    faces = torch.from_numpy(load_split(faces_dir, "val", 48).images[:6]).unsqueeze(1)
+    expected = (plain.predict_proba(faces) + plain.predict_proba(faces.flip(-1))) / 2
+    torch.testing.assert_close(flipping.predict_proba(faces), expected, atol=1e-6, rtol=1e-5)
+    flipping.train()
+    torch.manual_seed(6)
+    training_logits = flipping(faces)
+    plain.train()
+    torch.manual_seed(6)
+    torch.testing.assert_close(training_logits, plain(faces))  # training never averages views
+    with pytest.raises(ValueError, match="TTA"):
+        ExpressionClassifier(plain.config.replace(tta="rotate"))
 
 
 def test_labels_follow_the_model_class_order(faces_dir):

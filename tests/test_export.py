@@ -41,6 +41,22 @@ def test_onnx_matches_torch_for_any_batch(model, tmp_path: Path) -> None:
     assert read_onnx_config(path) == model.config
 
 
+@pytest.mark.parametrize("tta", ["flip", "flip+crops"])
+def test_onnx_export_carries_the_models_test_time_augmentation(tta: str, tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    model = create_model("resemotenet_w0125_g48").eval()
+    with torch.no_grad():  # a random network answers almost the same for every face: make it opinionated
+        for layer in (model.net.fc1, model.net.fc2, model.net.fc3, model.net.fc4):
+            layer.weight.mul_(8)
+    with_tta = type(model)(model.config.replace(tta=tta), net=model.net).eval()
+    session = ort.InferenceSession(str(export_onnx(with_tta, tmp_path / "m.onnx")), providers=["CPUExecutionProvider"])
+    for n in (1, 7):
+        faces = torch.from_numpy(_faces(n, seed=10 + n)).unsqueeze(1).float()
+        onnx_probs = torch.from_numpy(session.run(None, {"faces": faces.numpy()})[0]).softmax(1)
+        torch.testing.assert_close(onnx_probs, with_tta.predict_proba(faces), atol=1e-5, rtol=1e-4)
+        assert (onnx_probs - model.predict_proba(faces)).abs().max() > 1e-3  # the views changed the answer
+
+
 def test_backends_agree_on_prepared_faces(model) -> None:
     faces = _faces(6)
     onnx_backend = create_backend(model, "auto")

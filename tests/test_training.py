@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from facexpr.models import load_model
-from facexpr.training.recipe import RecipeError, load_recipe, parse_override
+from facexpr.training.recipe import RecipeError, load_recipe, model_config_for, parse_override
 
 TINY = [
     "model=resemotenet_w0125_g48",
@@ -55,13 +55,33 @@ def test_recipe_overrides_and_paper_recipe() -> None:
         load_recipe("no-such-recipe")
 
 
+def test_model_args_replace_fields_of_the_registered_config() -> None:
+    shipped = model_config_for(load_recipe("fer2013_w025_lightreg"))
+    assert (shipped.name, shipped.width, shipped.input_size) == ("resemotenet_w025_g48", 0.25, 48)
+    assert (shipped.stem_dropout, shipped.head_dropout) == (0.0, 0.1)
+    assert model_config_for(load_recipe("paper")).head_dropout == 0.5  # the paper's value by default
+    custom = model_config_for(load_recipe(None, ["model_args.input_size=64", "model_args.mean=[0.4]"]))
+    assert (custom.input_size, custom.mean) == (64, (0.4,))
+    with pytest.raises(RecipeError, match="unknown model_args"):
+        model_config_for(load_recipe(None, ["model_args.depth=3"]))
+    with pytest.raises(RecipeError, match="unknown model_args"):
+        model_config_for(load_recipe(None, ["model_args.class_names=[a, b]"]))
+
+
 def test_train_writes_a_reproducible_run(tmp_path: Path, faces_dir: Path) -> None:
     from facexpr.training.train import train
 
     torch.set_num_threads(1)
     summary = train(
         None,
-        [*TINY, f"data.root={faces_dir}", "train.epochs=2", "train.label_smoothing=0.1", "train.mixup=0.2"],
+        [
+            *TINY,
+            f"data.root={faces_dir}",
+            "train.epochs=2",
+            "train.label_smoothing=0.1",
+            "train.mixup=0.2",
+            "model_args.head_dropout=0.05",
+        ],
         out_dir=tmp_path,
         run_name="tiny",
         progress=False,
@@ -85,6 +105,7 @@ def test_train_writes_a_reproducible_run(tmp_path: Path, faces_dir: Path) -> Non
     assert recipe["train"]["epochs"] == 2 and recipe["data"]["root"] == str(faces_dir)
     model = load_model(run / "model.safetensors")
     assert model.config.name == "resemotenet_w0125_g48"
+    assert model.config.head_dropout == 0.05 and recipe["model_args"] == {"head_dropout": 0.05}
     assert model.config.meta["recipe"] == "experiment"
     assert model.config.meta["val_acc"] == pytest.approx(summary["best_val_acc"])
     header = (run / "logs" / "metrics.csv").read_text().splitlines()[0]

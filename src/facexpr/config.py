@@ -29,6 +29,9 @@ class ModelConfig:
     class_names: tuple[str, ...] = FER2013_CLASSES
     stem_dropout: float = 0.2
     head_dropout: float = 0.5
+    # Test-time views averaged in eval mode (none | flip | flip+crops). Part of the model, not of a caller,
+    # so torch, ONNX, the CLI and the server all give the same answer.
+    tta: str = "none"
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property

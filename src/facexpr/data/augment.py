@@ -69,8 +69,11 @@ def augment_batch(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Gen
     return x.clamp(0, 255)
 
 
+TTA_MODES = ("none", "flip", "flip+crops")
+
+
 def tta_views(images: torch.Tensor, mode: str) -> list[torch.Tensor]:
-    """Deterministic test-time views of N x 1 x S x S pixels: ``none``, ``flip`` or ``flip+crops``."""
+    """Deterministic test-time views of N x C x S x S images: ``none``, ``flip`` or ``flip+crops``."""
     views = [images]
     if mode in ("flip", "flip+crops"):
         views.append(images.flip(-1))

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from facexpr.cli import command, set_threads
-from facexpr.evaluation.evaluate import TTA_MODES
+from facexpr.data.augment import TTA_MODES
 
 
 @command("evaluate")
@@ -16,7 +16,9 @@ def _evaluate_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data_dir", metavar="DATA_DIR", help="data root, split folder, fer2013.csv or FER+ votes csv")
     parser.add_argument("--model", help="shipped model name, registered config name or weights file (default: shipped)")
     parser.add_argument("--split", default="val", help="train, val or test (default: val)")
-    parser.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation (default: none)")
+    parser.add_argument(
+        "--tta", choices=TTA_MODES, help="test-time augmentation (default: the model's own, as used by predict)"
+    )
     parser.add_argument("--labels", default="folder", choices=("folder", "ferplus"), help="label source")
     parser.add_argument("--report", metavar="OUT.json", help="write the full report as JSON (and OUT.png)")
     parser.add_argument("--confusion", metavar="PNG", help="confusion matrix figure (default: beside --report)")

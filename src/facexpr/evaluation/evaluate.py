@@ -10,22 +10,28 @@ import numpy as np
 import torch
 
 from facexpr.data.audit import pixel_hashes
-from facexpr.data.augment import tta_views
+from facexpr.data.augment import TTA_MODES
 from facexpr.data.datasets import SPLIT_ALIASES, ImageSet, is_class_folder_root, load_split
 from facexpr.evaluation.metrics import classification_metrics
 from facexpr.models import ExpressionClassifier, load_model
 from facexpr.models.weights import describe
 
-TTA_MODES = ("none", "flip", "flip+crops")
+
+def with_tta(model: ExpressionClassifier, tta: str | None) -> ExpressionClassifier:
+    """The same network with its test-time augmentation replaced (``None`` keeps the model's own)."""
+    if tta is None or tta == model.config.tta:
+        return model
+    if tta not in TTA_MODES:
+        raise ValueError(f"unknown TTA mode {tta!r} (choose from {', '.join(TTA_MODES)})")
+    return ExpressionClassifier(model.config.replace(tta=tta), net=model.net)
 
 
 @torch.inference_mode()
 def predict_proba(
-    model: ExpressionClassifier, images: np.ndarray, *, tta: str = "none", batch_size: int = 256
+    model: ExpressionClassifier, images: np.ndarray, *, tta: str | None = None, batch_size: int = 256
 ) -> np.ndarray:
-    """N x S x S prepared faces -> N x C softmax probabilities, averaged over the TTA views."""
-    if tta not in TTA_MODES:
-        raise ValueError(f"unknown TTA mode {tta!r} (choose from {', '.join(TTA_MODES)})")
+    """N x S x S prepared faces -> N x C softmax probabilities (averaged over the model's TTA views)."""
+    model = with_tta(model, tta)
     if batch_size < 1:
         raise ValueError(f"batch size must be positive, got {batch_size}")
     was_training = model.training
@@ -35,8 +41,7 @@ def predict_proba(
     try:
         for start in range(0, len(images), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device)
-            views = tta_views(batch.unsqueeze(1), tta)
-            probs = sum(model(view).float().softmax(dim=1) for view in views) / len(views)
+            probs = model(batch.unsqueeze(1)).float().softmax(dim=1)
             out[start : start + len(batch)] = probs.cpu().numpy()
     finally:
         model.train(was_training)
@@ -54,12 +59,15 @@ def _labels_in_model_order(images: ImageSet, model_classes: tuple[str, ...]) -> 
     return np.array([index[images.class_names[label]] for label in images.labels], dtype=np.int64)
 
 
-def evaluate(model: ExpressionClassifier, images: ImageSet, tta: str = "none", batch_size: int = 256) -> dict[str, Any]:
+def evaluate(
+    model: ExpressionClassifier, images: ImageSet, tta: str | None = None, batch_size: int = 256
+) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows = true class)."""
+    model = with_tta(model, tta)
     labels = _labels_in_model_order(images, model.class_names)
-    probs = predict_proba(model, images.images, tta=tta, batch_size=batch_size)
+    probs = predict_proba(model, images.images, batch_size=batch_size)
     result = classification_metrics(labels, probs.argmax(axis=1), model.class_names)
-    result["tta"] = tta
+    result["tta"] = model.config.tta
     return result
 
 
@@ -77,7 +85,7 @@ def evaluate_dir(
     model: ExpressionClassifier | str | os.PathLike | None = None,
     *,
     split: str | None = "val",
-    tta: str = "none",
+    tta: str | None = None,
     labels: str = "folder",
     batch_size: int = 256,
     exclude_duplicates_of: str | os.PathLike | None = None,
@@ -90,6 +98,7 @@ def evaluate_dir(
     """
     if not isinstance(model, ExpressionClassifier):
         model = load_model(model)
+    model = with_tta(model, tta)
     config = model.config
     data_dir = Path(data_dir)
     split = _split_argument(data_dir, split)
@@ -98,7 +107,7 @@ def evaluate_dir(
     if len(images) == 0:
         raise ValueError(f"{data_dir}: no readable images in split {split!r}")
     labels_model = _labels_in_model_order(images, config.class_names)
-    probs = predict_proba(model, images.images, tta=tta, batch_size=batch_size)
+    probs = predict_proba(model, images.images, batch_size=batch_size)
     predictions = probs.argmax(axis=1)
 
     report: dict[str, Any] = classification_metrics(labels_model, predictions, config.class_names)
@@ -109,7 +118,7 @@ def evaluate_dir(
         data_dir=str(data_dir),
         split=split,
         labels=labels,
-        tta=tta,
+        tta=config.tta,
         unreadable={
             "count": len(images.errors),
             "files": [name for name, _ in images.errors],

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from facexpr.config import ModelConfig
+from facexpr.data.augment import TTA_MODES, tta_views
 from facexpr.models.resemotenet import ResEmoteNet
 from facexpr.preprocessing import normalize
 
@@ -31,11 +32,19 @@ class ExpressionClassifier(nn.Module):
 
     def __init__(self, config: ModelConfig, net: nn.Module | None = None) -> None:
         super().__init__()
+        if config.tta not in TTA_MODES:
+            raise ValueError(f"unknown TTA mode {config.tta!r} (choose from {', '.join(TTA_MODES)})")
         self.config = config
         self.net = net if net is not None else build_network(config)
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        return self.net(normalize(faces, self.config))
+        """Logits; in eval mode with ``config.tta`` set, the log of the softmax averaged over the views."""
+        x = normalize(faces, self.config)
+        if self.training or self.config.tta == "none":
+            return self.net(x)
+        views = tta_views(x, self.config.tta)
+        logits = self.net(torch.cat(views)).reshape(len(views), x.shape[0], -1)
+        return logits.softmax(dim=-1).mean(dim=0).clamp_min(1e-12).log()
 
     @torch.inference_mode()
     def predict_proba(self, faces: torch.Tensor) -> torch.Tensor:

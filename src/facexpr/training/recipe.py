@@ -9,9 +9,14 @@ from typing import Any
 
 import yaml
 
+from facexpr.config import ModelConfig
+from facexpr.models.registry import get_config
+
 DEFAULT_RECIPE: dict[str, Any] = {
     "name": "experiment",
     "model": "resemotenet_w025_g48",
+    # Fields of the registered model config to replace, e.g. {head_dropout: 0.1}; saved with the weights.
+    "model_args": {},
     "data": {
         "root": "../shared/datasets/fer2013",
         "train_split": "train",
@@ -58,13 +63,17 @@ class RecipeError(ValueError):
     pass
 
 
+# Sections whose keys are not fixed by DEFAULT_RECIPE (they are checked where they are used).
+_FREE_FORM = {"model_args."}
+
+
 def _merge(base: dict[str, Any], update: dict[str, Any], where: str = "") -> dict[str, Any]:
     merged = copy.deepcopy(base)
     for key, value in update.items():
         path = f"{where}{key}"
-        if key not in merged:
+        if key not in merged and where not in _FREE_FORM:
             raise RecipeError(f"unknown recipe key {path!r}")
-        if isinstance(merged[key], dict):
+        if isinstance(merged.get(key), dict):
             if not isinstance(value, dict):
                 raise RecipeError(f"recipe key {path!r} must be a mapping")
             merged[key] = _merge(merged[key], value, path + ".")
@@ -108,6 +117,25 @@ def load_recipe(path: str | os.PathLike | None = None, overrides: list[str] | tu
     for override in overrides:
         recipe = _merge(recipe, parse_override(override))
     return recipe
+
+
+_FIXED_MODEL_FIELDS = {"name", "arch", "class_names", "meta"}
+
+
+def model_config_for(recipe: dict[str, Any]) -> ModelConfig:
+    """The registered config named by ``recipe["model"]`` with ``recipe["model_args"]`` applied."""
+    args = dict(recipe.get("model_args") or {})
+    allowed = set(ModelConfig.__dataclass_fields__) - _FIXED_MODEL_FIELDS
+    unknown = sorted(set(args) - allowed)
+    if unknown:
+        raise RecipeError(f"unknown model_args {unknown}; allowed: {', '.join(sorted(allowed))}")
+    for key in ("mean", "std"):
+        if key in args:
+            args[key] = tuple(args[key])
+    try:
+        return get_config(recipe["model"], **args)
+    except KeyError as exc:
+        raise RecipeError(str(exc.args[0])) from None
 
 
 def recipes_dir() -> Path:

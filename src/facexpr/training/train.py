@@ -18,13 +18,12 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from lightning.pytorch.loggers import CSVLogger
 
 from facexpr.data.datasets import ImageSet, load_split
-from facexpr.models.registry import get_config
 from facexpr.models.weights import save_weights
 from facexpr.training.checkpoint_io import AtomicCheckpointIO
 from facexpr.training.datamodule import ImageSetDataModule
 from facexpr.training.module import ExpressionModule
 from facexpr.training.plots import plot_curves
-from facexpr.training.recipe import dump_recipe, load_recipe
+from facexpr.training.recipe import dump_recipe, load_recipe, model_config_for
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ def train(
     tcfg = recipe["train"]
     L.seed_everything(int(tcfg["seed"]), workers=True, verbose=False)
 
-    base = get_config(recipe["model"])
+    base = model_config_for(recipe)
     train_set, val_set = load_training_data(recipe, base.input_size)
     model_config = base.replace(class_names=train_set.class_names, meta={"recipe": recipe["name"]})
     weights = None
