@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from detection_support import seed_yunet_cache, tiny_weights
 from PIL import Image
 
 from facexpr.cli import main
@@ -19,20 +18,12 @@ from facexpr.detection.sample import sample_paths
 from facexpr.detection.sources import SourceError
 from facexpr.preprocessing import ImageError
 
-
-@pytest.fixture(autouse=True)
-def yunet_cache(shared_dir: Path) -> None:
-    seed_yunet_cache(shared_dir)
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return tiny_weights(tmp_path_factory.mktemp("weights"))
+pytestmark = pytest.mark.usefixtures("yunet_cache")
 
 
 @pytest.fixture
-def detector(weights: str) -> Detector:
-    return Detector(weights, "yunet", backend="torch")
+def detector(tiny_weights: str) -> Detector:
+    return Detector(tiny_weights, "yunet", backend="torch")
 
 
 def _still() -> Image.Image:
@@ -51,10 +42,10 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))
-def test_single_broken_image_one_line_error(name: str, weights: str, tmp_path: Path, capsys) -> None:
+def test_single_broken_image_one_line_error(name: str, tiny_weights: str, tmp_path: Path, capsys) -> None:
     path = tmp_path / name
     BROKEN[name](path)
-    assert _cli(str(path), "--model", weights, "--json", str(tmp_path / "r.jsonl")) == 1
+    assert _cli(str(path), "--model", tiny_weights, "--json", str(tmp_path / "r.jsonl")) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("facexpr predict: error: ") and str(path) in err[0]
 
@@ -85,37 +76,40 @@ def test_unusual_formats_are_decoded_and_faces_found(kind: str, suffix: str, det
     assert len(detector.predict(path)) == 3
 
 
-def test_huge_image_refused_by_pixel_limit(weights: str, tmp_path: Path, capsys) -> None:
+def test_huge_image_refused_by_pixel_limit(tiny_weights: str, tmp_path: Path, capsys) -> None:
     path = tmp_path / "huge.png"
     _still().save(path)
     with pytest.raises(ImageError, match="too large"):
-        Detector(weights, "yunet", backend="torch", max_pixels=10_000).predict(path)
-    assert _cli(str(path), "--model", weights, "--max-pixels", "10000") == 1
+        Detector(tiny_weights, "yunet", backend="torch", max_pixels=10_000).predict(path)
+    assert _cli(str(path), "--model", tiny_weights, "--max-pixels", "10000") == 1
     err = capsys.readouterr().err.strip()
     assert "huge.png" in err and "too large" in err and "\n" not in err
 
 
-def test_unreadable_video_and_missing_and_empty(weights: str, tmp_path: Path, capsys) -> None:
+def test_unreadable_video_and_missing_and_empty(tiny_weights: str, tmp_path: Path, capsys) -> None:
     video = tmp_path / "broken.mp4"
     video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
     empty = tmp_path / "empty"
     empty.mkdir()
     for source, message in ((video, "broken.mp4"), (tmp_path / "absent.jpg", "no such file"), (empty, "no images")):
-        assert _cli(str(source), "--model", weights) == 1
+        assert _cli(str(source), "--model", tiny_weights) == 1
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and message in err
 
 
-def test_frame_without_a_face(detector: Detector, weights: str, tmp_path: Path, capsys) -> None:
+def test_frame_without_a_face(detector: Detector, tiny_weights: str, tmp_path: Path, capsys) -> None:
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((480, 640, 3), 128, np.uint8))
     assert detector.predict(blank) == []
-    assert _cli(str(blank), "--model", weights, "--json", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "o")) == 0
+    assert (
+        _cli(str(blank), "--model", tiny_weights, "--json", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "o"))
+        == 0
+    )
     assert (tmp_path / "r.jsonl").read_text() == ""
     assert (tmp_path / "o" / "blank.png").is_file()  # annotated copy still written
 
 
-def test_folder_with_bad_items_keeps_going(weights: str, tmp_path: Path, capsys) -> None:
+def test_folder_with_bad_items_keeps_going(tiny_weights: str, tmp_path: Path, capsys) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     shutil.copy(sample_paths()[0], folder / "a_good.jpg")
@@ -123,7 +117,7 @@ def test_folder_with_bad_items_keeps_going(weights: str, tmp_path: Path, capsys)
     (folder / "c_broken.mp4").write_bytes(b"not a video")
     shutil.copy(sample_paths()[0], folder / "d_good.jpg")
     jsonl, table, out = tmp_path / "r.jsonl", tmp_path / "r.csv", tmp_path / "out"
-    code = _cli(str(folder), "--model", weights, "--json", str(jsonl), "--csv", str(table), "--out", str(out))
+    code = _cli(str(folder), "--model", tiny_weights, "--json", str(jsonl), "--csv", str(table), "--out", str(out))
     assert code == EXIT_PARTIAL
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     errors = [r for r in records if "error" in r]

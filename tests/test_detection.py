@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from detection_support import seed_yunet_cache
 
 import facexpr
 from facexpr import create_model
@@ -23,12 +22,6 @@ from facexpr.preprocessing import prepare_faces, read_image
 
 # Where scripts/make_sample_assets.py pasted the three faces of sample_faces.jpg (x, y, side).
 STILL_FACES = [(25 + i * 205, 150, 170) for i in range(3)]
-
-
-@pytest.fixture
-def yunet_cache(shared_dir: Path) -> Path:
-    """Seed the (per-session) download cache from ../shared/models, as a first run would fill it."""
-    return seed_yunet_cache(shared_dir)
 
 
 @pytest.fixture(scope="module")

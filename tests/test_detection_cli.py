@@ -8,26 +8,17 @@ from pathlib import Path
 
 import cv2
 import pytest
-from detection_support import seed_yunet_cache, tiny_weights
 
 from facexpr.cli import main
 from facexpr.detection.sample import sample_paths
 
-
-@pytest.fixture(autouse=True)
-def yunet_cache(shared_dir: Path) -> None:
-    seed_yunet_cache(shared_dir)
+pytestmark = pytest.mark.usefixtures("yunet_cache")
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return tiny_weights(tmp_path_factory.mktemp("weights"))
-
-
-def test_predict_video_writes_every_output(weights: str, tmp_path: Path, capsys) -> None:
+def test_predict_video_writes_every_output(tiny_weights: str, tmp_path: Path, capsys) -> None:
     clip = sample_paths()[1]
     out, jsonl, table = tmp_path / "out", tmp_path / "r.jsonl", tmp_path / "r.csv"
-    args = ["predict", str(clip), "--model", weights, "--out", str(out), "--json", str(jsonl), "--csv", str(table)]
+    args = ["predict", str(clip), "--model", tiny_weights, "--out", str(out), "--json", str(jsonl), "--csv", str(table)]
     assert main([*args, "--every", "2", "--no-progress"]) == 0  # default backend: ONNX Runtime
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(records) == 48 and sorted({r["frame"] for r in records}) == list(range(0, 48, 2))
@@ -43,31 +34,33 @@ def test_predict_video_writes_every_output(weights: str, tmp_path: Path, capsys)
     assert "24 frame(s), 48 face(s), 0 error(s)" in err and "sample_clip_timeline.png" in err
 
 
-def test_predict_prints_json_lines_without_output_options(weights: str, capsys) -> None:
-    assert main(["predict", str(sample_paths()[0]), "--model", weights, "--backend", "torch"]) == 0
+def test_predict_prints_json_lines_without_output_options(tiny_weights: str, capsys) -> None:
+    assert main(["predict", str(sample_paths()[0]), "--model", tiny_weights, "--backend", "torch"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and json.loads(lines[0])["face"] == 0
 
 
-def test_cam_without_display_or_camera_is_one_clear_line(weights: str, monkeypatch, capsys) -> None:
+def test_cam_without_display_or_camera_is_one_clear_line(tiny_weights: str, monkeypatch, capsys) -> None:
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    assert main(["cam", "--model", weights]) == 1
+    assert main(["cam", "--model", tiny_weights]) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("facexpr cam: error:") and "facexpr predict FILE" in err
 
 
-def test_explain_writes_an_overlay(weights: str, tmp_path: Path, capsys) -> None:
+def test_explain_writes_an_overlay(tiny_weights: str, tmp_path: Path, capsys) -> None:
     out = tmp_path / "cam.jpg"
-    assert main(["explain", str(sample_paths()[0]), "--model", weights, "--out", str(out), "--backend", "torch"]) == 0
+    assert (
+        main(["explain", str(sample_paths()[0]), "--model", tiny_weights, "--out", str(out), "--backend", "torch"]) == 0
+    )
     assert cv2.imread(str(out)).shape == (480, 640, 3)
     assert len(capsys.readouterr().out.strip().splitlines()) == 3
 
 
-def test_demo_falls_back_to_the_bundled_sample(weights: str, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_demo_falls_back_to_the_bundled_sample(tiny_weights: str, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.delenv("DISPLAY", raising=False)
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--model", weights, "--backend", "torch"]) == 0
+    assert main(["demo", "--out", str(out), "--model", tiny_weights, "--backend", "torch"]) == 0
     names = {p.name for p in out.iterdir()}
     assert {"sample_faces.jpg", "sample_clip_annotated.mp4", "sample_clip_timeline.png", "sample_clip.jsonl"} <= names
     err = capsys.readouterr().err

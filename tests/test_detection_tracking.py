@@ -7,7 +7,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from detection_support import seed_yunet_cache
 
 from facexpr import create_model
 from facexpr.detection import Detector
@@ -83,8 +82,7 @@ def test_timeline_memory_is_bounded_and_plot_is_written(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def detector(shared_dir: Path) -> Detector:
-    seed_yunet_cache(shared_dir)
+def detector(yunet_cache: Path) -> Detector:
     return Detector(create_model("resemotenet_w0125_g48"), "yunet", backend="torch")
 
 
