@@ -73,6 +73,18 @@ def test_safetensors_round_trip_keeps_weights_and_config(tmp_path) -> None:
     assert torch.equal(loaded(faces), model(faces))
 
 
+def test_stem_width_widens_only_the_stem_and_survives_a_save(tmp_path) -> None:
+    config = get_config("resemotenet_w025_g48", stem_width=0.5)
+    model = ExpressionClassifier(config).eval()
+    net = model.net
+    assert (net.conv1.out_channels, net.conv2.out_channels, net.conv3.out_channels) == (32, 64, 128)
+    assert (net.res_block1.conv1.out_channels, net.fc1.out_features) == (128, 256)  # width 0.25 from here on
+    loaded = load_model(save_weights(model, tmp_path / "m.safetensors"))
+    assert loaded.config.stem_width == 0.5
+    faces = torch.randint(0, 256, (2, 1, 48, 48), dtype=torch.uint8)
+    assert torch.equal(loaded(faces), model(faces))
+
+
 def _official_state(num_classes: int = 7) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     return ResEmoteNet(num_classes=num_classes, in_chans=3, width=0.25).eval().state_dict()

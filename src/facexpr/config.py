@@ -22,6 +22,7 @@ class ModelConfig:
     name: str
     arch: str = "resemotenet"
     width: float = 1.0
+    stem_width: float | None = None  # width of the three stem convolutions; None: same as ``width``
     in_chans: int = 3
     input_size: int = 64
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)

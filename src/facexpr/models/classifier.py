@@ -18,6 +18,7 @@ def build_network(config: ModelConfig) -> nn.Module:
         num_classes=config.num_classes,
         in_chans=config.in_chans,
         width=config.width,
+        stem_width=config.stem_width,
         stem_dropout=config.stem_dropout,
         head_dropout=config.head_dropout,
     )

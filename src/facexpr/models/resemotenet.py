@@ -60,11 +60,12 @@ class ResEmoteNet(nn.Module):
         num_classes: int = 7,
         in_chans: int = 3,
         width: float = 1.0,
+        stem_width: float | None = None,
         stem_dropout: float = 0.2,
         head_dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        c1, c2, c3 = (_scaled(c, width) for c in (64, 128, 256))
+        c1, c2, c3 = (_scaled(c, width if stem_width is None else stem_width) for c in (64, 128, 256))
         r1, r2, r3 = (_scaled(c, width) for c in (512, 1024, 2048))
         h1, h2, h3 = (_scaled(c, width) for c in (1024, 512, 256))
         self.conv1 = nn.Conv2d(in_chans, c1, 3, padding=1)
