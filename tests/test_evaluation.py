@@ -106,6 +106,7 @@ def test_flip_tta_averages_probabilities_of_image_and_mirror(faces_dir):
     faces = torch.from_numpy(images).unsqueeze(1)
     expected = (model.predict_proba(faces) + model.predict_proba(faces.flip(-1))) / 2
     np.testing.assert_allclose(predict_proba(model, images, tta="flip"), expected.numpy(), atol=1e-6)
+    assert not model.training and not model.net.training  # an overridden TTA leaves the caller's mode alone
     crops = predict_proba(model, images, tta="flip+crops")
     np.testing.assert_allclose(crops.sum(axis=1), 1.0, atol=1e-5)
     assert not np.allclose(crops, expected.numpy())

@@ -23,7 +23,7 @@ def with_tta(model: ExpressionClassifier, tta: str | None) -> ExpressionClassifi
         return model
     if tta not in TTA_MODES:
         raise ValueError(f"unknown TTA mode {tta!r} (choose from {', '.join(TTA_MODES)})")
-    return ExpressionClassifier(model.config.replace(tta=tta), net=model.net)
+    return ExpressionClassifier(model.config.replace(tta=tta), net=model.net).train(model.training)
 
 
 @torch.inference_mode()
