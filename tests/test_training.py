@@ -66,6 +66,8 @@ def test_model_args_replace_fields_of_the_registered_config() -> None:
         model_config_for(load_recipe(None, ["model_args.depth=3"]))
     with pytest.raises(RecipeError, match="unknown model_args"):
         model_config_for(load_recipe(None, ["model_args.class_names=[a, b]"]))
+    with pytest.raises(RecipeError, match="unknown model_args"):
+        model_config_for(load_recipe(None, ["model_args.tta=flip"]))  # train.val_tta and packaging own it
 
 
 def test_train_writes_a_reproducible_run(tmp_path: Path, faces_dir: Path) -> None:
@@ -81,6 +83,7 @@ def test_train_writes_a_reproducible_run(tmp_path: Path, faces_dir: Path) -> Non
             "train.label_smoothing=0.1",
             "train.mixup=0.2",
             "model_args.head_dropout=0.05",
+            "train.val_tta=flip",
         ],
         out_dir=tmp_path,
         run_name="tiny",

@@ -74,6 +74,8 @@ TTA_MODES = ("none", "flip", "flip+crops")
 
 def tta_views(images: torch.Tensor, mode: str) -> list[torch.Tensor]:
     """Deterministic test-time views of N x C x S x S images: ``none``, ``flip`` or ``flip+crops``."""
+    if mode not in TTA_MODES:
+        raise ValueError(f"unknown TTA mode {mode!r} (choose from {', '.join(TTA_MODES)})")
     views = [images]
     if mode in ("flip", "flip+crops"):
         views.append(images.flip(-1))
@@ -83,6 +85,4 @@ def tta_views(images: torch.Tensor, mode: str) -> list[torch.Tensor]:
         padded = F.pad(images.float(), (pad, pad, pad, pad), mode="replicate")
         for dy, dx in ((0, 0), (0, 2 * pad), (2 * pad, 0), (2 * pad, 2 * pad)):
             views.append(padded[..., dy : dy + s, dx : dx + s])
-    elif mode != "none" and mode != "flip":
-        raise ValueError(f"unknown TTA mode {mode!r} (none, flip, flip+crops)")
     return views

@@ -10,20 +10,10 @@ import numpy as np
 import torch
 
 from facexpr.data.audit import pixel_hashes
-from facexpr.data.augment import TTA_MODES
 from facexpr.data.datasets import SPLIT_ALIASES, ImageSet, is_class_folder_root, load_split
 from facexpr.evaluation.metrics import classification_metrics
 from facexpr.models import ExpressionClassifier, load_model
 from facexpr.models.weights import describe
-
-
-def with_tta(model: ExpressionClassifier, tta: str | None) -> ExpressionClassifier:
-    """The same network with its test-time augmentation replaced (``None`` keeps the model's own)."""
-    if tta is None or tta == model.config.tta:
-        return model
-    if tta not in TTA_MODES:
-        raise ValueError(f"unknown TTA mode {tta!r} (choose from {', '.join(TTA_MODES)})")
-    return ExpressionClassifier(model.config.replace(tta=tta), net=model.net).train(model.training)
 
 
 @torch.inference_mode()
@@ -31,7 +21,7 @@ def predict_proba(
     model: ExpressionClassifier, images: np.ndarray, *, tta: str | None = None, batch_size: int = 256
 ) -> np.ndarray:
     """N x S x S prepared faces -> N x C softmax probabilities (averaged over the model's TTA views)."""
-    model = with_tta(model, tta)
+    model = model.with_tta(tta)
     if batch_size < 1:
         raise ValueError(f"batch size must be positive, got {batch_size}")
     was_training = model.training
@@ -63,7 +53,7 @@ def evaluate(
     model: ExpressionClassifier, images: ImageSet, tta: str | None = None, batch_size: int = 256
 ) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows = true class)."""
-    model = with_tta(model, tta)
+    model = model.with_tta(tta)
     labels = _labels_in_model_order(images, model.class_names)
     probs = predict_proba(model, images.images, batch_size=batch_size)
     result = classification_metrics(labels, probs.argmax(axis=1), model.class_names)
@@ -98,7 +88,7 @@ def evaluate_dir(
     """
     if not isinstance(model, ExpressionClassifier):
         model = load_model(model)
-    model = with_tta(model, tta)
+    model = model.with_tta(tta)
     config = model.config
     data_dir = Path(data_dir)
     split = _split_argument(data_dir, split)

@@ -47,6 +47,12 @@ class ExpressionClassifier(nn.Module):
         logits = self.net(torch.cat(views)).reshape(len(views), x.shape[0], -1)
         return logits.softmax(dim=-1).mean(dim=0).clamp_min(1e-12).log()
 
+    def with_tta(self, tta: str | None) -> ExpressionClassifier:
+        """The same network (shared weights) with its test-time augmentation replaced; ``None`` keeps its own."""
+        if tta is None or tta == self.config.tta:
+            return self
+        return ExpressionClassifier(self.config.replace(tta=tta), net=self.net).train(self.training)
+
     @torch.inference_mode()
     def predict_proba(self, faces: torch.Tensor) -> torch.Tensor:
         was_training = self.training

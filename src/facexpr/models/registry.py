@@ -34,8 +34,9 @@ def get_config(name: str, **overrides: object) -> ModelConfig:
         config = MODEL_CONFIGS[name]
     except KeyError:
         raise KeyError(f"unknown model config {name!r}; registered: {', '.join(list_models())}") from None
-    if "class_names" in overrides:
-        overrides["class_names"] = tuple(overrides["class_names"])  # type: ignore[arg-type]
+    for key in ("mean", "std", "class_names"):
+        if key in overrides:
+            overrides[key] = tuple(overrides[key])  # type: ignore[arg-type]
     return config.replace(**overrides) if overrides else config
 
 

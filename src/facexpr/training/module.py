@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from facexpr.config import ModelConfig
-from facexpr.data.augment import AugmentConfig, augment_batch, tta_views
+from facexpr.data.augment import AugmentConfig, augment_batch
 from facexpr.models.classifier import ExpressionClassifier
 
 
@@ -89,11 +89,10 @@ class ExpressionModule(L.LightningModule):
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         faces, labels = batch[0], batch[1]
-        views = tta_views(faces, self.train_cfg.get("val_tta", "none"))
-        probs = torch.stack([self(v).float().softmax(1) for v in views]).mean(0)
-        loss = F.nll_loss(probs.clamp_min(1e-8).log(), labels)
-        self.val_acc(probs, labels)
-        self.val_f1(probs, labels)
+        log_probs = self.model.with_tta(self.train_cfg.get("val_tta", "none"))(faces).float().log_softmax(1)
+        loss = F.nll_loss(log_probs, labels)
+        self.val_acc(log_probs, labels)
+        self.val_f1(log_probs, labels)
         self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
         self.log("val/macro_f1", self.val_f1, on_epoch=True)

@@ -119,7 +119,8 @@ def load_recipe(path: str | os.PathLike | None = None, overrides: list[str] | tu
     return recipe
 
 
-_FIXED_MODEL_FIELDS = {"name", "arch", "class_names", "meta"}
+# tta is set by train.val_tta during training and by scripts/package_model.py for shipping.
+_FIXED_MODEL_FIELDS = {"name", "arch", "class_names", "meta", "tta"}
 
 
 def model_config_for(recipe: dict[str, Any]) -> ModelConfig:
@@ -129,9 +130,6 @@ def model_config_for(recipe: dict[str, Any]) -> ModelConfig:
     unknown = sorted(set(args) - allowed)
     if unknown:
         raise RecipeError(f"unknown model_args {unknown}; allowed: {', '.join(sorted(allowed))}")
-    for key in ("mean", "std"):
-        if key in args:
-            args[key] = tuple(args[key])
     try:
         return get_config(recipe["model"], **args)
     except KeyError as exc:
