@@ -48,7 +48,7 @@ def test_onnx_export_carries_the_models_test_time_augmentation(tta: str, tmp_pat
     with torch.no_grad():  # a random network answers almost the same for every face: make it opinionated
         for layer in (model.net.fc1, model.net.fc2, model.net.fc3, model.net.fc4):
             layer.weight.mul_(8)
-    with_tta = type(model)(model.config.replace(tta=tta), net=model.net).eval()
+    with_tta = model.with_tta(tta).eval()
     session = ort.InferenceSession(str(export_onnx(with_tta, tmp_path / "m.onnx")), providers=["CPUExecutionProvider"])
     for n in (1, 7):
         faces = torch.from_numpy(_faces(n, seed=10 + n)).unsqueeze(1).float()
