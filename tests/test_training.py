@@ -115,6 +115,31 @@ def test_train_writes_a_reproducible_run(tmp_path: Path, faces_dir: Path) -> Non
     assert "val/acc" in header and "train/loss" in header
 
 
+def test_bf16_mixed_training_keeps_float32_weights(tmp_path: Path, faces_dir: Path) -> None:
+    from safetensors import safe_open
+
+    from facexpr.training.train import train
+
+    torch.set_num_threads(1)
+    recipe = load_recipe("fer2013_w025_stem075")
+    assert recipe["train"]["precision"] == "bf16-mixed"
+    assert model_config_for(recipe).stem_width == 0.75
+    summary = train(
+        None,
+        [*TINY, f"data.root={faces_dir}", "train.epochs=1", "train.precision=bf16-mixed", "model_args.stem_width=0.25"],
+        out_dir=tmp_path,
+        run_name="bf16",
+        progress=False,
+    )
+    with safe_open(summary["weights"], framework="pt") as weights:
+        dtypes = {weights.get_slice(key).get_dtype() for key in weights.keys()}
+    assert dtypes == {"F32", "I64"}  # I64: BatchNorm's num_batches_tracked
+    model = load_model(summary["weights"])
+    assert model.config.stem_width == 0.25 and model.net.conv1.out_channels == 16
+    faces = torch.randint(0, 256, (3, 1, 48, 48), dtype=torch.uint8)
+    assert torch.isfinite(model.predict_proba(faces)).all()
+
+
 def _wait_for(predicate, timeout: float, proc: subprocess.Popen) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
