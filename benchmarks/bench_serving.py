@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--baseline-seconds", type=float, default=5.0, help="one client alone first")
     parser.add_argument("--workers", type=int, default=1, help="facexpr serve --workers")
-    parser.add_argument("--model", default="resemotenet_w025_g48", help="default: random weights (same cost)")
+    parser.add_argument("--model", default="fer2013", help="default: the shipped model (its TTA included)")
     parser.add_argument(
         "--yunet", default=os.environ.get("FACEXPR_YUNET", ROOT.parent / "shared/models/yunet_n_640_640.onnx")
     )
