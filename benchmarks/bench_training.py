@@ -18,6 +18,7 @@ number of steps; the script prints img/s for each and the ratio.
 from __future__ import annotations
 
 import argparse
+import copy
 import random
 import time
 from pathlib import Path
@@ -25,13 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset
 
 from facexpr.data.augment import AugmentConfig, augment_batch
 from facexpr.data.datasets import load_split, resolve_split_dir, scan_class_folders
 from facexpr.models import create_model
+from facexpr.training.recipe import parse_override
 
 ROOT = Path(__file__).resolve().parents[1]
 AUGMENT = AugmentConfig(hflip=0.5, rotate=10.0, scale=(0.9, 1.1), translate=0.1, brightness=0.2, contrast=0.2)
@@ -98,7 +99,7 @@ def main() -> None:
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="replace a model-config field (repeatable)"
     )
     args = parser.parse_args()
-    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    overrides = {key: value for item in args.set for key, value in parse_override(item).items()}
     data = args.data or ROOT / "tests" / "fixtures" / "faces"
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -106,10 +107,7 @@ def main() -> None:
 
     model_a = create_model(args.model, **overrides)
     size = model_a.config.input_size
-    model_b = create_model(args.model, **overrides)
-    model_b.load_state_dict(model_a.state_dict())
-    model_c = create_model(args.model, **overrides)
-    model_c.load_state_dict(model_a.state_dict())
+    model_b, model_c = copy.deepcopy(model_a), copy.deepcopy(model_a)  # same initial weights for all three
 
     started = time.perf_counter()
     train_set = load_split(data, "train", size)
