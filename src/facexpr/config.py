@@ -9,6 +9,9 @@ from typing import Any
 
 from facexpr.labels import FER2013_CLASSES
 
+# The architecture fields an ensemble member may set for itself (see ``ModelConfig.members``).
+MEMBER_FIELDS = ("width", "stem_width", "stem_dropout", "head_dropout")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -33,6 +36,9 @@ class ModelConfig:
     # Test-time views averaged in eval mode (none | flip | flip+crops). Part of the model, not of a caller,
     # so torch, ONNX, the CLI and the server all give the same answer.
     tta: str = "none"
+    # An ensemble: one dict of MEMBER_FIELDS per network, each overriding the fields above; the networks share
+    # the input definition and their probabilities are averaged. Empty: a single network.
+    members: tuple[dict[str, Any], ...] = ()
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -58,6 +64,12 @@ class ModelConfig:
         for key in ("mean", "std", "class_names"):
             if key in values:
                 values[key] = tuple(values[key])
+        if "members" in values:
+            values["members"] = tuple(dict(member) for member in values["members"])
+            for member in values["members"]:
+                extra = set(member) - set(MEMBER_FIELDS)
+                if extra:
+                    raise ValueError(f"ensemble member sets {sorted(extra)}; members may set only {MEMBER_FIELDS}")
         config = cls(**values)
         if len(config.mean) != config.in_chans or len(config.std) != config.in_chans:
             raise ValueError(f"mean/std need {config.in_chans} values, got {config.mean} / {config.std}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cv2
@@ -15,9 +16,11 @@ from facexpr.detection.drawing import draw_results
 from facexpr.models import ExpressionClassifier
 
 
-def default_layer(model: ExpressionClassifier) -> nn.Module:
-    """The SE block output: the last feature map still 6x6 (48 px input); the residual stages shrink to 1x1."""
-    return model.net.se
+def default_layers(model: ExpressionClassifier) -> list[nn.Module]:
+    """The SE block output, the last feature map still 6x6 (48 px input; the residual stages shrink to 1x1),
+    of the network or of every ensemble member."""
+    members = getattr(model.net, "members", None)
+    return [member.se for member in members] if members is not None else [model.net.se]
 
 
 def grad_cam(
@@ -25,22 +28,26 @@ def grad_cam(
     prepared: np.ndarray,
     *,
     class_index: int | None = None,
-    layer: nn.Module | None = None,
+    layers: Sequence[nn.Module] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Prepared faces (N x S x S uint8) -> (N x S x S heat maps in [0, 1], N x C probabilities).
 
-    The map explains ``class_index`` or, by default, each face's predicted class.
+    The map explains ``class_index`` or, by default, each face's predicted class; with several layers
+    (an ensemble's members) it is the mean of their maps, each scaled to a peak of 1 first.
     """
-    layer = layer or default_layer(model)
-    stored: dict[str, torch.Tensor] = {}
+    layers = list(layers or default_layers(model))
+    stored: dict[int, torch.Tensor] = {}
 
-    def keep(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-        output.retain_grad()
-        stored["features"] = output
+    def keeper(index: int) -> Callable[[nn.Module, Any, torch.Tensor], None]:
+        def keep(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+            output.retain_grad()
+            stored[index] = output
+
+        return keep
 
     was_training = model.training
     model.eval()
-    handle = layer.register_forward_hook(keep)
+    handles = [layer.register_forward_hook(keeper(i)) for i, layer in enumerate(layers)]
     try:
         with torch.enable_grad():
             batch = torch.from_numpy(np.ascontiguousarray(prepared)).unsqueeze(1).float()
@@ -48,11 +55,15 @@ def grad_cam(
             targets = logits.argmax(1) if class_index is None else torch.full((len(batch),), class_index)
             model.zero_grad(set_to_none=True)
             logits.gather(1, targets[:, None]).sum().backward()
-        features, grads = stored["features"], stored["features"].grad
-        weights = grads.mean(dim=(2, 3), keepdim=True)
-        cams = torch.relu((weights * features).sum(dim=1)).detach().numpy()
+        per_layer = []
+        for features in stored.values():
+            weights = features.grad.mean(dim=(2, 3), keepdim=True)
+            cam = torch.relu((weights * features).sum(dim=1)).detach()
+            per_layer.append(cam / cam.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12))
+        cams = torch.stack(per_layer).mean(dim=0).numpy()
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
         model.train(was_training)
     size = prepared.shape[-1]
     maps = np.zeros((len(prepared), size, size), dtype=np.float32)

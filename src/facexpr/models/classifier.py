@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
-from facexpr.config import ModelConfig
+from facexpr.config import MEMBER_FIELDS, ModelConfig
 from facexpr.data.augment import TTA_MODES, tta_views
+from facexpr.models.ensemble import EnsembleNet
 from facexpr.models.resemotenet import ResEmoteNet
 from facexpr.preprocessing import normalize
 
+# What every ensemble member must share: the input it is fed and the meaning of its outputs.
+_SHARED_FIELDS = ("arch", "in_chans", "input_size", "mean", "std", "class_names")
+
 
 def build_network(config: ModelConfig) -> nn.Module:
+    if config.members:
+        return EnsembleNet([build_network(config.replace(members=(), **member)) for member in config.members])
     if config.arch != "resemotenet":
         raise ValueError(f"unknown architecture {config.arch!r}")
     return ResEmoteNet(
@@ -65,3 +73,32 @@ class ExpressionClassifier(nn.Module):
     @property
     def class_names(self) -> tuple[str, ...]:
         return self.config.class_names
+
+
+def make_ensemble(
+    models: Sequence[ExpressionClassifier], *, name: str = "ensemble", tta: str | None = None
+) -> ExpressionClassifier:
+    """One classifier (one weights file, one ONNX graph) averaging ``models``; their networks are shared, not copied.
+
+    Each member keeps its own architecture fields (see ``ModelConfig.members``) and its training metadata;
+    ``tta`` defaults to the first member's.
+    """
+    if len(models) < 2:
+        raise ValueError("an ensemble needs at least two models")
+    first = models[0].config
+    for index, model in enumerate(models):
+        if model.config.members:
+            raise ValueError(f"member {index} ({model.config.name}) is itself an ensemble")
+        for field in _SHARED_FIELDS:
+            if getattr(model.config, field) != getattr(first, field):
+                raise ValueError(
+                    f"member {index} ({model.config.name}) differs from member 0 ({first.name}) in {field}: "
+                    f"{getattr(model.config, field)!r} vs {getattr(first, field)!r}"
+                )
+    members = tuple({field: getattr(m.config, field) for field in MEMBER_FIELDS} for m in models)
+    recipes = [str(m.config.meta.get("recipe", m.config.name)) for m in models]
+    meta = {"recipe": " + ".join(recipes), "members": [dict(m.config.meta) for m in models]}
+    config: ModelConfig = first.replace(
+        name=name, members=members, tta=first.tta if tta is None else tta, meta=meta, **members[0]
+    )
+    return ExpressionClassifier(config, net=EnsembleNet([m.net for m in models])).eval()

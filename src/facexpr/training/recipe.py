@@ -119,8 +119,9 @@ def load_recipe(path: str | os.PathLike | None = None, overrides: list[str] | tu
     return recipe
 
 
-# tta is set by train.val_tta during training and by scripts/package_model.py for shipping.
-_FIXED_MODEL_FIELDS = {"name", "arch", "class_names", "meta", "tta"}
+# tta is set by train.val_tta during training and by scripts/package_model.py for shipping; ensembles are
+# assembled from trained models (scripts/make_ensemble.py), not trained as one.
+_FIXED_MODEL_FIELDS = {"name", "arch", "class_names", "meta", "tta", "members"}
 
 
 def model_config_for(recipe: dict[str, Any]) -> ModelConfig:

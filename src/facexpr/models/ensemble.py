@@ -1,0 +1,22 @@
+"""Several trained networks that share one input definition, answering as the mean of their probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class EnsembleNet(nn.Module):
+    """Returns the log of the members' mean softmax, so a softmax on top gives the averaged probabilities."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two members")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([member(x).softmax(dim=-1) for member in self.members])
+        return probs.mean(dim=0).clamp_min(1e-12).log()

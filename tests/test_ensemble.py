@@ -1,0 +1,94 @@
+"""Ensembles: one classifier averaging several networks' probabilities, saved, loaded and exported like one model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facexpr.config import ModelConfig
+from facexpr.detection.explain import grad_cam
+from facexpr.models import ExpressionClassifier, get_config, load_model, make_ensemble, read_config, save_weights
+
+
+def _member(seed: int, **overrides) -> ExpressionClassifier:
+    torch.manual_seed(seed)
+    model = ExpressionClassifier(get_config("resemotenet_w0125_g48", **overrides)).eval()
+    with torch.no_grad():  # a random network answers almost the same for every face: make it opinionated
+        for layer in (model.net.fc1, model.net.fc2, model.net.fc3, model.net.fc4):
+            layer.weight.mul_(8)
+    model.config = model.config.replace(meta={"recipe": f"unit{seed}", "val_acc": 0.1 * seed})
+    return model
+
+
+def _faces(n: int, seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(rng.integers(0, 256, (n, 1, 48, 48), dtype=np.uint8)).float()
+
+
+@pytest.fixture(scope="module")
+def members() -> list[ExpressionClassifier]:
+    return [_member(1), _member(2, stem_width=0.25, head_dropout=0.0)]
+
+
+@pytest.mark.parametrize("tta", ["none", "flip"])
+def test_ensemble_answers_the_mean_of_its_members_probabilities(members, tta: str) -> None:
+    ensemble = make_ensemble(members, tta=tta)
+    faces = _faces(5)
+    expected = torch.stack([m.with_tta(tta).predict_proba(faces) for m in members]).mean(0)
+    torch.testing.assert_close(ensemble.predict_proba(faces), expected, atol=1e-6, rtol=1e-5)
+    assert (expected - members[0].with_tta(tta).predict_proba(faces)).abs().max() > 1e-3  # members disagree
+
+
+def test_ensemble_file_round_trips_members_and_their_metadata(members, tmp_path: Path) -> None:
+    ensemble = make_ensemble(members, name="pair", tta="flip")
+    path = save_weights(ensemble, tmp_path / "pair.safetensors")
+    config = read_config(path)
+    assert config == ensemble.config
+    assert config.members[1] == {"width": 0.125, "stem_width": 0.25, "stem_dropout": 0.2, "head_dropout": 0.0}
+    assert config.meta["recipe"] == "unit1 + unit2"
+    assert [m["val_acc"] for m in config.meta["members"]] == [0.1, 0.2]
+    loaded = load_model(path)
+    assert loaded.net.members[1].conv1.out_channels == 16  # the member's own stem width was rebuilt
+    faces = _faces(4, seed=3)
+    torch.testing.assert_close(loaded.predict_proba(faces), ensemble.predict_proba(faces))
+    half = load_model(save_weights(ensemble, tmp_path / "half.safetensors", half=True))
+    torch.testing.assert_close(half.predict_proba(faces), ensemble.predict_proba(faces), atol=2e-3, rtol=0)
+
+
+def test_members_must_share_the_input_and_classes(members) -> None:
+    other_size = ExpressionClassifier(get_config("resemotenet_w0125_g48", input_size=64))
+    with pytest.raises(ValueError, match="input_size"):
+        make_ensemble([members[0], other_size])
+    with pytest.raises(ValueError, match="at least two"):
+        make_ensemble(members[:1])
+    with pytest.raises(ValueError, match="itself an ensemble"):
+        make_ensemble([make_ensemble(members), members[0]])
+    stored = make_ensemble(members).config.to_dict()
+    stored["members"][0]["input_size"] = 64
+    with pytest.raises(ValueError, match="members may set only"):
+        ModelConfig.from_dict(stored)
+
+
+def test_grad_cam_explains_an_ensemble(members) -> None:
+    ensemble = make_ensemble(members)
+    prepared = _faces(2, seed=5).squeeze(1).numpy().astype(np.uint8)
+    maps, probs = grad_cam(ensemble, prepared)
+    assert maps.shape == (2, 48, 48) and 0 <= maps.min() and maps.max() == pytest.approx(1.0)
+    expected = ensemble.predict_proba(torch.from_numpy(prepared).unsqueeze(1).float())
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+
+
+def test_ensemble_exports_to_one_onnx_graph(members, tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    from facexpr.detection.export import export_onnx, read_onnx_config
+
+    ensemble = make_ensemble(members, tta="flip")
+    path = export_onnx(ensemble, tmp_path / "pair.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    faces = _faces(3, seed=7)
+    onnx_probs = torch.from_numpy(session.run(None, {"faces": faces.numpy()})[0]).softmax(1)
+    torch.testing.assert_close(onnx_probs, ensemble.predict_proba(faces), atol=1e-5, rtol=1e-4)
+    assert read_onnx_config(path) == ensemble.config
