@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facexpr.data.datasets import decode_files, default_cache_dir, ferplus_targets, load_split
+from facexpr.data.datasets import decode_files, default_cache_dir, ferplus_targets, load_split, mix_ferplus_votes
 from facexpr.labels import FER2013_CLASSES, FER2013_CSV_ORDER, FERPLUS_CLASSES, UnknownClassError
 from facexpr.preprocessing import read_image, resize_square, to_gray
 
@@ -265,6 +265,51 @@ def test_load_ferplus_from_votes_file(tmp_path):
     np.testing.assert_array_equal(train.images[1], _gray(25))
     val = load_split(root / "ferplus_votes.csv", "val", 48, labels="ferplus")
     assert [val.class_names[y] for y in val.labels] == ["neutral"]
+
+
+def _write_votes(path: Path, rows: list[tuple[str, str, str, list[int]]]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "fer2013_label", "ferplus_status", *VOTE_COLUMNS])
+        for relative, label, status, votes in rows:
+            writer.writerow([relative, label, status, *votes])
+
+
+def test_ferplus_votes_mixed_into_folder_labels(faces_dir, tmp_path):
+    train = load_split(faces_dir, "train", 48)
+    names = train.class_names
+    happy = next(i for i, y in enumerate(train.labels) if names[y] == "happy")
+    angry = next(i for i, y in enumerate(train.labels) if names[y] == "angry")
+    unmatched = next(i for i, y in enumerate(train.labels) if names[y] == "sad")
+    relative = lambda i: "train/" + "/".join(Path(train.paths[i]).parts[-2:])  # noqa: E731
+    votes = tmp_path / "ferplus_votes.csv"
+    _write_votes(
+        votes,
+        [
+            (relative(happy), "happy", "ok", _votes(happiness=6, surprise=2, contempt=1, NF=1)),
+            (relative(angry), "angry", "ok", _votes(contempt=10)),  # no vote for a FER2013 class: stays one-hot
+            (relative(unmatched), "sad", "no_ferplus_image", _votes(neutral=10)),
+        ],
+    )
+    mixed = mix_ferplus_votes(train, votes, 0.5)
+    assert mixed.soft_labels.shape == (len(train), len(names))
+    np.testing.assert_allclose(mixed.soft_labels.sum(axis=1), 1.0, rtol=1e-6)
+    expected = np.zeros(len(names), np.float32)
+    expected[names.index("happy")] = 0.5 + 0.5 * 6 / 8  # contempt and NF votes are not FER2013 classes
+    expected[names.index("surprise")] = 0.5 * 2 / 8
+    np.testing.assert_allclose(mixed.soft_labels[happy], expected, rtol=1e-6)
+    for i in (angry, unmatched):
+        assert mixed.soft_labels[i, train.labels[i]] == 1.0
+    np.testing.assert_array_equal(mixed.labels, train.labels)  # hard labels (and accuracy) stay FER2013's
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        mix_ferplus_votes(train, votes, 1.5)
+    with open(votes, "w") as handle:
+        handle.write("path,neutral,happiness\n")
+    with pytest.raises(ValueError, match="missing FER\\+ vote columns"):
+        mix_ferplus_votes(train, votes, 0.5)
+    _write_votes(votes, [("train/happy/elsewhere.png", "happy", "ok", _votes(happiness=10))])
+    with pytest.raises(ValueError, match="no FER\\+ votes match"):
+        mix_ferplus_votes(train, votes, 0.5)
 
 
 def test_unknown_label_source(faces_dir):

@@ -70,6 +70,36 @@ def test_model_args_replace_fields_of_the_registered_config() -> None:
         model_config_for(load_recipe(None, ["model_args.tta=flip"]))  # train.val_tta and packaging own it
 
 
+def test_ferplus_votes_weight_gives_soft_training_targets_and_hard_validation(faces_dir: Path, tmp_path: Path) -> None:
+    import csv
+    import shutil
+
+    from facexpr.data.datasets import FERPLUS_VOTE_COLUMNS
+    from facexpr.training.datamodule import ImageSetDataModule
+    from facexpr.training.train import load_training_data
+
+    root = tmp_path / "faces"
+    shutil.copytree(faces_dir, root)
+    first = sorted((root / "train" / "happy").glob("*.jpg"))[0]
+    with open(root / "ferplus_votes.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "fer2013_label", "ferplus_status", *FERPLUS_VOTE_COLUMNS, "unknown", "NF"])
+        writer.writerow([f"train/happy/{first.name}", "happy", "ok", 5, 5, 0, 0, 0, 0, 0, 0, 0, 0])
+    recipe = load_recipe(None, [f"data.root={root}", "data.ferplus_votes_weight=0.4"])
+    train, val = load_training_data(recipe, 48)
+    names = train.class_names
+    row = train.soft_labels[[Path(p).name for p in train.paths].index(first.name)]
+    assert row[names.index("happy")] == pytest.approx(0.8) and row[names.index("neutral")] == pytest.approx(0.2)
+    assert val is not None and val.soft_labels is None
+    data = ImageSetDataModule(train, val, batch_size=4, soft_labels=True)
+    assert len(next(iter(data.train_dataloader()))) == 3  # faces, labels, soft targets
+    assert len(next(iter(data.val_dataloader()))) == 2
+    with pytest.raises(ValueError, match="folder labels"):
+        load_training_data(
+            load_recipe(None, [f"data.root={root}", "data.ferplus_votes_weight=0.4", "data.labels=ferplus"]), 48
+        )
+
+
 def test_train_writes_a_reproducible_run(tmp_path: Path, faces_dir: Path) -> None:
     from facexpr.training.train import train
 

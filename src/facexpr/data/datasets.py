@@ -285,6 +285,46 @@ def load_ferplus(
     return ImageSet(images[ok], labels, FERPLUS_CLASSES, kept_paths, soft_labels=soft, errors=errors)
 
 
+def mix_ferplus_votes(data: ImageSet, votes_csv: str | os.PathLike, weight: float) -> ImageSet:
+    """``data`` (FER2013 folder labels) with soft targets: (1 - weight) x its own label + weight x the FER+ crowd's
+    vote distribution over ``data``'s classes (votes for other columns, e.g. contempt, unknown, NF, are ignored).
+
+    Images without FER+ votes for any of those classes keep their one-hot label. Matching is by
+    ``<class folder>/<file name>``, the last two parts of each path in the votes file and in ``data``.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"FER+ vote weight must be in [0, 1], got {weight}")
+    columns = [
+        (column, data.class_names.index(canonical_class(column)))
+        for column in FERPLUS_VOTE_COLUMNS
+        if canonical_class(column) in data.class_names
+    ]
+    votes_by_key: dict[str, np.ndarray] = {}
+    with open(votes_csv, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ("path", *FERPLUS_VOTE_COLUMNS) if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{votes_csv}: missing FER+ vote columns {missing}")
+        for row in reader:
+            if row.get("ferplus_status", "ok") != "ok":
+                continue
+            vector = np.zeros(len(data.class_names), dtype=np.float32)
+            for column, index in columns:
+                vector[index] = float(row[column])
+            if vector.sum() > 0:
+                votes_by_key["/".join(Path(row["path"]).parts[-2:])] = vector / vector.sum()
+    soft = np.eye(len(data.class_names), dtype=np.float32)[data.labels]
+    matched = 0
+    for i, path in enumerate(data.paths):
+        votes = votes_by_key.get("/".join(Path(path).parts[-2:]))
+        if votes is not None:
+            soft[i] = (1.0 - weight) * soft[i] + weight * votes
+            matched += 1
+    if matched == 0:
+        raise ValueError(f"{votes_csv}: no FER+ votes match the {len(data)} training images")
+    return ImageSet(data.images, data.labels, data.class_names, data.paths, soft, list(data.errors))
+
+
 def load_split(
     source: str | os.PathLike,
     split: str | None,

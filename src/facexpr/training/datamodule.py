@@ -56,14 +56,14 @@ class ImageSetDataModule(L.LightningDataModule):
         if sampler not in ("random", "balanced"):
             raise ValueError(f"unknown sampler {sampler!r} (random, balanced)")
 
-    def _split(self, data: ImageSet) -> TensorSplit:
-        soft = data.soft_labels if self.soft_labels else None
-        if self.soft_labels and soft is None:
+    def _split(self, data: ImageSet, *, soft_labels: bool) -> TensorSplit:
+        soft = data.soft_labels if soft_labels else None
+        if soft_labels and soft is None:
             raise ValueError("soft_labels needs FER+ vote targets (data.labels: ferplus)")
         return TensorSplit(data.images, data.labels, soft)
 
     def train_dataloader(self) -> DataLoader:
-        split = self._split(self.train_set)
+        split = self._split(self.train_set, soft_labels=self.soft_labels)
         if self.sampler == "balanced":
             counts = np.bincount(self.train_set.labels, minlength=len(self.train_set.class_names))
             weights = 1.0 / np.maximum(counts[self.train_set.labels], 1)
@@ -74,4 +74,5 @@ class ImageSetDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         if self.val_set is None:
             return []  # type: ignore[return-value]
-        return DataLoader(self._split(self.val_set), batch_size=self.eval_batch_size, collate_fn=_as_batch)
+        split = self._split(self.val_set, soft_labels=False)  # validation scores the hard labels
+        return DataLoader(split, batch_size=self.eval_batch_size, collate_fn=_as_batch)

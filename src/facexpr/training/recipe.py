@@ -23,6 +23,8 @@ DEFAULT_RECIPE: dict[str, Any] = {
         "val_split": "val",
         "labels": "folder",  # folder | ferplus (FER+ majority votes, 8 classes)
         "soft_labels": False,  # FER+ only: train on the vote distribution
+        # folder labels: mix the FER+ crowd's vote distribution (root/ferplus_votes.csv) into each training target
+        "ferplus_votes_weight": 0.0,
     },
     "train": {
         "epochs": 30,

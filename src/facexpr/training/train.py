@@ -17,7 +17,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
-from facexpr.data.datasets import ImageSet, load_split
+from facexpr.data.datasets import ImageSet, load_split, mix_ferplus_votes
 from facexpr.models.weights import save_weights
 from facexpr.training.checkpoint_io import AtomicCheckpointIO
 from facexpr.training.datamodule import ImageSetDataModule
@@ -44,7 +44,12 @@ def git_commit() -> dict[str, Any]:
 
 def load_training_data(recipe: dict[str, Any], input_size: int) -> tuple[ImageSet, ImageSet | None]:
     data = recipe["data"]
+    weight = float(data.get("ferplus_votes_weight") or 0.0)
+    if weight > 0 and data["labels"] != "folder":
+        raise ValueError("data.ferplus_votes_weight mixes FER+ votes into folder labels (data.labels: folder)")
     train = load_split(data["root"], data["train_split"], input_size, labels=data["labels"])
+    if weight > 0:
+        train = mix_ferplus_votes(train, Path(data["root"]) / "ferplus_votes.csv", weight)
     val = None
     if data.get("val_split"):
         val = load_split(
@@ -112,7 +117,7 @@ def train(
         val_set,
         batch_size=int(tcfg["batch_size"]),
         sampler=tcfg["sampler"],
-        soft_labels=bool(recipe["data"].get("soft_labels")),
+        soft_labels=bool(recipe["data"].get("soft_labels")) or train_set.soft_labels is not None,
     )
 
     ckpt_dir = run_dir / "checkpoints"
