@@ -254,6 +254,22 @@ def ferplus_targets(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return keep, labels, soft.astype(np.float32)
 
 
+def read_ferplus_votes(votes_csv: str | os.PathLike) -> list[tuple[str, list[int]]]:
+    """The rows of a FER+ votes file whose image FER+ kept: (path relative to the data root, the 10 vote counts in
+    the order of FERPLUS_VOTE_COLUMNS, unknown, NF)."""
+    columns = (*FERPLUS_VOTE_COLUMNS, "unknown", "NF")
+    rows = []
+    with open(votes_csv, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ("path", *columns) if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{votes_csv}: missing FER+ vote columns {missing}")
+        for row in reader:
+            if row.get("ferplus_status", "ok") == "ok":
+                rows.append((row["path"], [int(row[c]) for c in columns]))
+    return rows
+
+
 def load_ferplus(
     votes_csv: str | os.PathLike,
     split: str,
@@ -267,13 +283,9 @@ def load_ferplus(
     root = votes_csv.parent
     split_dir = resolve_split_dir(root, split)
     prefix = split_dir.name + "/"
-    paths, votes = [], []
-    with open(votes_csv, newline="") as handle:
-        for row in csv.DictReader(handle):
-            if not row["path"].startswith(prefix) or row.get("ferplus_status", "ok") != "ok":
-                continue
-            paths.append(root / row["path"])
-            votes.append([int(row[c]) for c in (*FERPLUS_VOTE_COLUMNS, "unknown", "NF")])
+    rows = [(path, counts) for path, counts in read_ferplus_votes(votes_csv) if path.startswith(prefix)]
+    paths = [root / path for path, _ in rows]
+    votes = [counts for _, counts in rows]
     if not paths:
         raise ValueError(f"{votes_csv}: no FER+ rows for split {split!r}")
     keep, labels, soft = ferplus_targets(np.array(votes))
@@ -294,25 +306,18 @@ def mix_ferplus_votes(data: ImageSet, votes_csv: str | os.PathLike, weight: floa
     """
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"FER+ vote weight must be in [0, 1], got {weight}")
-    columns = [
-        (column, data.class_names.index(canonical_class(column)))
-        for column in FERPLUS_VOTE_COLUMNS
+    columns = [  # (position in a votes row, class index in data)
+        (position, data.class_names.index(canonical_class(column)))
+        for position, column in enumerate(FERPLUS_VOTE_COLUMNS)
         if canonical_class(column) in data.class_names
     ]
     votes_by_key: dict[str, np.ndarray] = {}
-    with open(votes_csv, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in ("path", *FERPLUS_VOTE_COLUMNS) if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{votes_csv}: missing FER+ vote columns {missing}")
-        for row in reader:
-            if row.get("ferplus_status", "ok") != "ok":
-                continue
-            vector = np.zeros(len(data.class_names), dtype=np.float32)
-            for column, index in columns:
-                vector[index] = float(row[column])
-            if vector.sum() > 0:
-                votes_by_key["/".join(Path(row["path"]).parts[-2:])] = vector / vector.sum()
+    for path, counts in read_ferplus_votes(votes_csv):
+        vector = np.zeros(len(data.class_names), dtype=np.float32)
+        for position, index in columns:
+            vector[index] = counts[position]
+        if vector.sum() > 0:
+            votes_by_key["/".join(Path(path).parts[-2:])] = vector / vector.sum()
     soft = np.eye(len(data.class_names), dtype=np.float32)[data.labels]
     matched = 0
     for i, path in enumerate(data.paths):

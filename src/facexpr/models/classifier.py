@@ -9,7 +9,7 @@ from torch import nn
 
 from facexpr.config import MEMBER_FIELDS, ModelConfig
 from facexpr.data.augment import TTA_MODES, tta_views
-from facexpr.models.ensemble import EnsembleNet
+from facexpr.models.ensemble import EnsembleNet, log_mean_softmax
 from facexpr.models.resemotenet import ResEmoteNet
 from facexpr.preprocessing import normalize
 
@@ -53,7 +53,7 @@ class ExpressionClassifier(nn.Module):
             return self.net(x)
         views = tta_views(x, self.config.tta)
         logits = self.net(torch.cat(views)).reshape(len(views), x.shape[0], -1)
-        return logits.softmax(dim=-1).mean(dim=0).clamp_min(1e-12).log()
+        return log_mean_softmax(logits)
 
     def with_tta(self, tta: str | None) -> ExpressionClassifier:
         """The same network (shared weights) with its test-time augmentation replaced; ``None`` keeps its own."""

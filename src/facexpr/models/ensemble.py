@@ -8,6 +8,11 @@ import torch
 from torch import nn
 
 
+def log_mean_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """V x N x C logits of V views or networks -> N x C log of their mean probabilities (a softmax recovers them)."""
+    return logits.softmax(dim=-1).mean(dim=0).clamp_min(1e-12).log()
+
+
 class EnsembleNet(nn.Module):
     """Returns the log of the members' mean softmax, so a softmax on top gives the averaged probabilities."""
 
@@ -18,5 +23,4 @@ class EnsembleNet(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probs = torch.stack([member(x).softmax(dim=-1) for member in self.members])
-        return probs.mean(dim=0).clamp_min(1e-12).log()
+        return log_mean_softmax(torch.stack([member(x) for member in self.members]))
