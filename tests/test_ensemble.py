@@ -47,7 +47,13 @@ def test_ensemble_file_round_trips_members_and_their_metadata(members, tmp_path:
     path = save_weights(ensemble, tmp_path / "pair.safetensors")
     config = read_config(path)
     assert config == ensemble.config
-    assert config.members[1] == {"width": 0.125, "stem_width": 0.25, "stem_dropout": 0.2, "head_dropout": 0.0}
+    assert config.members[1] == {
+        "width": 0.125,
+        "stem_width": 0.25,
+        "stem_pools": 3,
+        "stem_dropout": 0.2,
+        "head_dropout": 0.0,
+    }
     assert config.meta["recipe"] == "unit1 + unit2"
     assert [m["val_acc"] for m in config.meta["members"]] == [0.1, 0.2]
     loaded = load_model(path)

@@ -85,6 +85,23 @@ def test_stem_width_widens_only_the_stem_and_survives_a_save(tmp_path) -> None:
     assert torch.equal(loaded(faces), model(faces))
 
 
+def test_stem_pools_keeps_resolution_for_the_residual_blocks_and_survives_a_save(tmp_path) -> None:
+    paper = ExpressionClassifier(get_config("resemotenet_w025_g48")).eval()
+    config = get_config("resemotenet_w025_g48", stem_pools=2)
+    model = ExpressionClassifier(config).eval()
+    x = torch.zeros(2, 1, 48, 48)
+    assert paper.net.forward_features(x).shape[-2:] == (1, 1)  # 48 -> 6 after the stem -> 3 -> 2 -> 1
+    assert model.net.forward_features(x).shape[-2:] == (2, 2)  # 48 -> 12 after the stem -> 6 -> 3 -> 2
+    # same parameters, only the pooling differs
+    assert [p.shape for p in model.parameters()] == [p.shape for p in paper.parameters()]
+    loaded = load_model(save_weights(model, tmp_path / "m.safetensors"))
+    assert loaded.config.stem_pools == 2
+    faces = torch.randint(0, 256, (2, 1, 48, 48), dtype=torch.uint8)
+    assert torch.equal(loaded(faces), model(faces))
+    with pytest.raises(ValueError, match="stem_pools"):
+        ResEmoteNet(stem_pools=0)
+
+
 def _official_state(num_classes: int = 7) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     return ResEmoteNet(num_classes=num_classes, in_chans=3, width=0.25).eval().state_dict()

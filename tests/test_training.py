@@ -100,21 +100,37 @@ def test_ferplus_votes_weight_gives_soft_training_targets_and_hard_validation(fa
         )
 
 
+def test_precision_auto_takes_bf16_only_where_the_cpu_computes_it(monkeypatch, caplog) -> None:
+    from facexpr.training import train as train_module
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True, "amx_bf16": False})
+    assert train_module.resolve_precision("auto") == "bf16-mixed"
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True, "avx512_bf16": False})
+    assert train_module.resolve_precision("auto") == "32-true"
+    assert train_module.resolve_precision("16-mixed") == "16-mixed"  # an explicit choice is kept
+    with caplog.at_level("WARNING", logger="facexpr.training.train"):
+        assert train_module.resolve_precision("bf16-mixed") == "bf16-mixed"
+    assert "emulated" in caplog.text
+
+
 def test_train_writes_a_reproducible_run(tmp_path: Path, faces_dir: Path) -> None:
-    from facexpr.training.train import train
+    from facexpr.training.train import cpu_has_native_bf16, train
 
     torch.set_num_threads(1)
+    overrides = [
+        *TINY,
+        f"data.root={faces_dir}",
+        "train.epochs=2",
+        "train.label_smoothing=0.1",
+        "train.mixup=0.2",
+        "model_args.head_dropout=0.05",
+        "train.val_tta=flip",
+        "train.precision=auto",
+    ]
     summary = train(
         None,
-        [
-            *TINY,
-            f"data.root={faces_dir}",
-            "train.epochs=2",
-            "train.label_smoothing=0.1",
-            "train.mixup=0.2",
-            "model_args.head_dropout=0.05",
-            "train.val_tta=flip",
-        ],
+        overrides,
         out_dir=tmp_path,
         run_name="tiny",
         progress=False,
@@ -136,10 +152,12 @@ def test_train_writes_a_reproducible_run(tmp_path: Path, faces_dir: Path) -> Non
     assert info["seed"] == 0 and "commit" in info["git"] and info["train_images"] == 56
     recipe = yaml.safe_load((run / "recipe.yaml").read_text())
     assert recipe["train"]["epochs"] == 2 and recipe["data"]["root"] == str(faces_dir)
+    assert recipe["train"]["precision"] == ("bf16-mixed" if cpu_has_native_bf16() else "32-true")  # resolved
     model = load_model(run / "model.safetensors")
     assert model.config.name == "resemotenet_w0125_g48"
     assert model.config.head_dropout == 0.05 and recipe["model_args"] == {"head_dropout": 0.05}
     assert model.config.meta["recipe"] == "experiment"
+    assert model.config.meta["overrides"] == overrides  # the weights say how they differ from their recipe
     assert model.config.meta["val_acc"] == pytest.approx(summary["best_val_acc"])
     header = (run / "logs" / "metrics.csv").read_text().splitlines()[0]
     assert "val/acc" in header and "train/loss" in header
@@ -152,7 +170,7 @@ def test_bf16_mixed_training_keeps_float32_weights(tmp_path: Path, faces_dir: Pa
 
     torch.set_num_threads(1)
     recipe = load_recipe("fer2013_w025_stem075")
-    assert recipe["train"]["precision"] == "bf16-mixed"
+    assert recipe["train"]["precision"] == "auto"
     assert model_config_for(recipe).stem_width == 0.75
     summary = train(
         None,
@@ -214,6 +232,9 @@ def test_sigkill_mid_epoch_then_resume_continues_from_last_checkpoint(tmp_path: 
     assert list((tmp_path / "killed").glob("run-resume-*.json"))
     final = torch.load(last, map_location="cpu", weights_only=True)
     assert final["global_step"] == 6 * steps_per_epoch > step_at_kill
+    # the overrides of the first start survive the resume into the weights' metadata
+    meta = load_model(tmp_path / "killed" / "model.safetensors").config.meta
+    assert meta["overrides"] == [*TINY, f"data.root={faces_dir}", "train.epochs=6"]
 
 
 @pytest.mark.slow

@@ -53,7 +53,7 @@ def _train_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
-    parser.add_argument("--precision", help="32-true, bf16-mixed or 16-mixed")
+    parser.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed or auto (bf16 where the hardware has it)")
     parser.add_argument("--out", default="runs", help="folder for runs (default: runs)")
     parser.add_argument("--name", help="run folder name (default: recipe name + time)")
     parser.add_argument("--resume", metavar="RUN_DIR_OR_CKPT", help="continue a run from its last checkpoint")

@@ -10,7 +10,7 @@ from typing import Any
 from facexpr.labels import FER2013_CLASSES
 
 # The architecture fields an ensemble member may set for itself (see ``ModelConfig.members``).
-MEMBER_FIELDS = ("width", "stem_width", "stem_dropout", "head_dropout")
+MEMBER_FIELDS = ("width", "stem_width", "stem_pools", "stem_dropout", "head_dropout")
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,9 @@ class ModelConfig:
     arch: str = "resemotenet"
     width: float = 1.0
     stem_width: float | None = None  # width of the three stem convolutions; None: same as ``width``
+    # How many of the three stem convolutions are followed by a 2x2 max-pool (the paper: 3). With 2 the residual
+    # blocks run on twice the resolution (at 48 px: 12 -> 6 -> 3 -> 2 instead of 6 -> 3 -> 2 -> 1).
+    stem_pools: int = 3
     in_chans: int = 3
     input_size: int = 64
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)

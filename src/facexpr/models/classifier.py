@@ -27,6 +27,7 @@ def build_network(config: ModelConfig) -> nn.Module:
         in_chans=config.in_chans,
         width=config.width,
         stem_width=config.stem_width,
+        stem_pools=config.stem_pools,
         stem_dropout=config.stem_dropout,
         head_dropout=config.head_dropout,
     )

@@ -61,10 +61,16 @@ class ResEmoteNet(nn.Module):
         in_chans: int = 3,
         width: float = 1.0,
         stem_width: float | None = None,
+        stem_pools: int = 3,
         stem_dropout: float = 0.2,
         head_dropout: float = 0.5,
     ) -> None:
         super().__init__()
+        if stem_pools not in (1, 2, 3):
+            raise ValueError(f"stem_pools must be 1, 2 or 3, got {stem_pools}")
+        # The first ``stem_pools`` stem convolutions are pooled: dropping the last pools raises the resolution
+        # of the later layers while the full-resolution first convolution stays as cheap as in the paper.
+        self.stem_pools = stem_pools
         c1, c2, c3 = (_scaled(c, width if stem_width is None else stem_width) for c in (64, 128, 256))
         r1, r2, r3 = (_scaled(c, width) for c in (512, 1024, 2048))
         h1, h2, h3 = (_scaled(c, width) for c in (1024, 512, 256))
@@ -86,10 +92,13 @@ class ResEmoteNet(nn.Module):
         self.dropout1 = nn.Dropout(stem_dropout)
         self.dropout2 = nn.Dropout(head_dropout)
 
+    def _pool(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        return F.max_pool2d(x, 2) if index < self.stem_pools else x
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.dropout1(F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2))
-        x = self.dropout1(F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2))
-        x = F.max_pool2d(F.relu(self.bn3(self.conv3(x))), 2)
+        x = self.dropout1(self._pool(F.relu(self.bn1(self.conv1(x))), 0))
+        x = self.dropout1(self._pool(F.relu(self.bn2(self.conv2(x))), 1))
+        x = self._pool(F.relu(self.bn3(self.conv3(x))), 2)
         x = self.se(x)
         x = self.res_block1(x)
         x = self.res_block2(x)

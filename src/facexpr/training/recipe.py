@@ -43,7 +43,7 @@ DEFAULT_RECIPE: dict[str, Any] = {
         "class_weighting": "none",  # none | balanced (loss weights)
         "sampler": "random",  # random | balanced
         "patience": 0,  # early stopping on val accuracy; 0 disables
-        "precision": "32-true",  # 32-true | bf16-mixed | 16-mixed
+        "precision": "32-true",  # 32-true | bf16-mixed | 16-mixed | auto (bf16 where the hardware has it)
         "seed": 0,
         "ckpt_every_n_steps": 200,
         "val_tta": "none",

@@ -64,6 +64,27 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> list[float]:
     return [float(w) for w in weights]
 
 
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 autocast is emulated."""
+    capabilities = getattr(torch.cpu, "get_capabilities", lambda: {})()
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
+def resolve_precision(precision: str, accelerator: str = "auto") -> str:
+    """The Lightning precision to train with; ``auto`` picks bf16 autocast only where it is fast."""
+    on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    if precision == "auto":
+        if on_gpu:
+            return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+    if precision == "bf16-mixed" and not on_gpu and not cpu_has_native_bf16():
+        log.warning(
+            "train.precision=bf16-mixed on a CPU without native bf16 (AVX512-BF16/AMX): autocast is emulated and "
+            "about 10x slower than float32 here; use train.precision=auto or 32-true"
+        )
+    return precision
+
+
 def _resolve_resume(resume: str | os.PathLike) -> tuple[Path, Path]:
     """(run dir, checkpoint) from a run directory or a checkpoint path."""
     resume = Path(resume)
@@ -93,14 +114,19 @@ def train(
 ) -> dict[str, Any]:
     """Train per recipe; returns a summary (run dir, best checkpoint, best val accuracy)."""
     ckpt_path = None
+    all_overrides = list(overrides)  # what the weights' meta records beside the recipe name
     if resume is not None:
         run_dir, ckpt_path = _resolve_resume(resume)
         recipe = load_recipe(run_dir / "recipe.yaml", overrides)
+        if (run_dir / "run.json").is_file():
+            all_overrides = [*json.loads((run_dir / "run.json").read_text()).get("overrides", []), *overrides]
     else:
         recipe = load_recipe(recipe_path, overrides)
         name = run_name or f"{recipe['name']}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = Path(out_dir) / name
     tcfg = recipe["train"]
+    if ckpt_path is None:  # a resumed run keeps the precision it started with
+        tcfg["precision"] = resolve_precision(tcfg["precision"], accelerator)
     L.seed_everything(int(tcfg["seed"]), workers=True, verbose=False)
 
     base = model_config_for(recipe)
@@ -166,6 +192,7 @@ def train(
             "seed": int(tcfg["seed"]),
             "git": git_commit(),
             "command": sys.argv,
+            "overrides": list(overrides),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "resumed_from": None if ckpt_path is None else str(ckpt_path),
             "torch": torch.__version__,
@@ -196,6 +223,8 @@ def train(
     meta = dict(
         config.meta, recipe=recipe["name"], epochs_trained=trainer.current_epoch, val_acc=summary["best_val_acc"]
     )
+    if all_overrides:
+        meta["overrides"] = all_overrides
     best_module.model.config = config.replace(meta=meta)
     save_weights(best_module.model, run_dir / "model.safetensors")
     summary["weights"] = str(run_dir / "model.safetensors")
