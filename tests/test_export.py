@@ -13,8 +13,9 @@ import onnxruntime as ort  # noqa: E402
 
 from facexpr import create_model, save_weights  # noqa: E402
 from facexpr.cli import main  # noqa: E402
-from facexpr.detection.backends import OnnxRuntimeBackend, TorchBackend, create_backend  # noqa: E402
+from facexpr.detection.backends import OnnxRuntimeBackend, TorchBackend, cached_onnx, create_backend  # noqa: E402
 from facexpr.detection.export import export_onnx, read_onnx_config  # noqa: E402
+from facexpr.detection.model_files import model_cache_dir  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,26 @@ def test_backends_agree_on_prepared_faces(model) -> None:
     assert create_backend(model, "auto").session is not None  # second one reuses the cached export
     with pytest.raises(ValueError, match="unknown backend"):
         create_backend(model, "tensorrt")
+
+
+def test_onnx_cache_keeps_only_the_most_recently_used_exports(model, monkeypatch, tmp_path: Path) -> None:
+    import os
+
+    monkeypatch.setenv("FACEXPR_CACHE", str(tmp_path / "cache"))
+    folder = model_cache_dir() / "onnx"
+    folder.mkdir(parents=True)
+    old = []
+    for i in range(6):  # exports of earlier weights, oldest first
+        stale = folder / f"old-{i}.onnx"
+        stale.write_bytes(b"x")
+        os.utime(stale, (1_000_000 + i, 1_000_000 + i))
+        old.append(stale)
+    path = cached_onnx(model, keep=3)
+    assert read_onnx_config(path) == model.config
+    assert sorted(folder.glob("*.onnx")) == sorted([path, old[5], old[4]])
+    os.utime(path, (1, 1))
+    assert cached_onnx(model, keep=2) == path  # a cache hit is marked as used, so it is not the one pruned
+    assert sorted(folder.glob("*.onnx")) == sorted([path, old[5]])
 
 
 def test_detector_runs_an_exported_file(model, tmp_path: Path) -> None:

@@ -81,14 +81,37 @@ def model_fingerprint(model: ExpressionClassifier) -> str:
     return digest.hexdigest()[:24]
 
 
-def cached_onnx(model: ExpressionClassifier) -> Path:
-    """The model exported to ONNX once per set of weights, kept in the model cache."""
+ONNX_CACHE_KEEP = 8  # exported graphs kept in the cache, most recently used first
+
+
+def cached_onnx(model: ExpressionClassifier, *, keep: int = ONNX_CACHE_KEEP) -> Path:
+    """The model exported to ONNX once per set of weights, kept in the model cache.
+
+    Every retrained or fine-tuned model adds a file, so only the ``keep`` most recently used ones stay.
+    """
     from facexpr.detection.export import export_onnx
 
     path = model_cache_dir() / "onnx" / f"{model.config.name}-{model_fingerprint(model)}.onnx"
-    if not path.is_file():
+    if path.is_file():
+        os.utime(path)  # mark as used
+    else:
         export_onnx(model, path)
+    _prune_onnx_cache(path, keep)
     return path
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed meanwhile by another process
+        return 0.0
+
+
+def _prune_onnx_cache(current: Path, keep: int) -> None:
+    files = sorted(current.parent.glob("*.onnx"), key=_mtime, reverse=True)
+    for stale in files[max(1, keep) :]:
+        if stale != current:
+            stale.unlink(missing_ok=True)
 
 
 def create_backend(model: ExpressionClassifier, name: str = "auto", *, threads: int | None = None) -> Backend:
