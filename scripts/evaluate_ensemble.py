@@ -2,6 +2,9 @@
 
     python scripts/evaluate_ensemble.py ../shared/datasets/fer2013 runs/a/model.safetensors \
         runs/b/model.safetensors --tta flip
+
+A file that is itself an ensemble contributes each of its networks (as ``make_ensemble`` does), so every network
+weighs the same.
 """
 
 from __future__ import annotations
@@ -14,18 +17,31 @@ from facexpr.data.augment import TTA_MODES
 from facexpr.data.datasets import load_split
 from facexpr.evaluation.evaluate import predict_proba
 from facexpr.evaluation.metrics import classification_metrics
-from facexpr.models import load_model, make_ensemble
+from facexpr.models import ensemble_members, load_model, make_ensemble
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data_dir")
-    parser.add_argument("weights", nargs="+", help="two or more weights files with the same classes and input")
+    parser.add_argument("weights", nargs="+", help="weights files, same classes and input (two networks or more)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation (default: the first model's)")
+    parser.add_argument(
+        "--only", help="comma-separated indices of the networks to average, in the order listed (e.g. 1,2)"
+    )
     args = parser.parse_args()
 
-    models = [load_model(path) for path in args.weights]
+    models, names = [], []
+    for path in args.weights:
+        networks = ensemble_members(load_model(path))
+        models += networks
+        names += [path] if len(networks) == 1 else [f"{path}[{i}]" for i in range(len(networks))]
+    if args.only:
+        try:
+            keep = [int(i) for i in args.only.split(",")]
+            models, names = [models[i] for i in keep], [names[i] for i in keep]
+        except (ValueError, IndexError):
+            raise SystemExit(f"error: --only {args.only}: give indices from 0 to {len(models) - 1}") from None
     try:
         ensemble = make_ensemble(models, tta=args.tta)  # the checks and TTA default of a shipped ensemble
     except ValueError as exc:
@@ -33,7 +49,7 @@ def main() -> None:
     tta = ensemble.config.tta
     images = load_split(args.data_dir, args.split, ensemble.config.input_size, class_names=ensemble.class_names)
     member_probs = [predict_proba(model, images.images, tta=tta) for model in models]
-    for path, probs in zip(args.weights, member_probs, strict=True):
+    for path, probs in zip(names, member_probs, strict=True):
         metrics = classification_metrics(images.labels, probs.argmax(1), ensemble.class_names)
         print(f"{path}: accuracy {metrics['accuracy']:.4f} macro-F1 {metrics['macro_f1']:.4f}")
     # What the ensemble model answers (tests/test_ensemble.py), without running every member a second time.

@@ -10,7 +10,15 @@ import torch
 
 from facexpr.config import ModelConfig
 from facexpr.detection.explain import grad_cam
-from facexpr.models import ExpressionClassifier, get_config, load_model, make_ensemble, read_config, save_weights
+from facexpr.models import (
+    ExpressionClassifier,
+    ensemble_members,
+    get_config,
+    load_model,
+    make_ensemble,
+    read_config,
+    save_weights,
+)
 
 
 def _member(seed: int, **overrides) -> ExpressionClassifier:
@@ -64,14 +72,54 @@ def test_ensemble_file_round_trips_members_and_their_metadata(members, tmp_path:
     torch.testing.assert_close(half.predict_proba(faces), ensemble.predict_proba(faces), atol=2e-3, rtol=0)
 
 
+def test_an_ensemble_given_as_a_member_contributes_each_of_its_networks(members, tmp_path: Path) -> None:
+    third = _member(3, stem_pools=2)
+    pair = load_model(save_weights(make_ensemble(members, name="pair"), tmp_path / "pair.safetensors"))
+    split = ensemble_members(pair)
+    assert [m.config.meta["recipe"] for m in split] == ["unit1", "unit2"]
+    assert [m.config.stem_width for m in split] == [m.config.stem_width for m in members]
+    faces = _faces(5, seed=7)
+    for part, member in zip(split, members, strict=True):
+        torch.testing.assert_close(part.predict_proba(faces), member.predict_proba(faces))
+    trio = make_ensemble([pair, third], name="trio")
+    assert len(trio.config.members) == 3 and trio.config.members[2]["stem_pools"] == 2
+    assert trio.config.meta["recipe"] == "unit1 + unit2 + unit3"
+    expected = torch.stack([m.predict_proba(faces) for m in (*members, third)]).mean(0)  # every network weighs 1/3
+    torch.testing.assert_close(trio.predict_proba(faces), expected, atol=1e-6, rtol=1e-5)
+    assert ensemble_members(third) == [third]
+
+
+def test_evaluate_ensemble_script_splits_ensembles_and_averages_the_chosen_networks(
+    members, faces_dir: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    pair = save_weights(make_ensemble(members, name="pair"), tmp_path / "pair.safetensors")
+    third = save_weights(_member(3), tmp_path / "third.safetensors")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "evaluate_ensemble.py"
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        args = [sys.executable, str(script), str(faces_dir), str(pair), str(third), "--split", "train", *extra]
+        return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+    every = run()
+    assert every.returncode == 0, every.stderr[-2000:]
+    lines = every.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == [f"{pair}[0]", f"{pair}[1]", str(third)]
+    assert lines[-1].startswith("average of 3 (tta none): accuracy")
+    chosen = run("--only", "0,2")
+    assert chosen.returncode == 0 and chosen.stdout.splitlines()[-1].startswith("average of 2")
+    wrong = run("--only", "3")
+    assert wrong.returncode != 0 and "--only 3: give indices from 0 to 2" in wrong.stderr
+
+
 def test_members_must_share_the_input_and_classes(members) -> None:
     other_size = ExpressionClassifier(get_config("resemotenet_w0125_g48", input_size=64))
     with pytest.raises(ValueError, match="input_size"):
         make_ensemble([members[0], other_size])
     with pytest.raises(ValueError, match="at least two"):
         make_ensemble(members[:1])
-    with pytest.raises(ValueError, match="itself an ensemble"):
-        make_ensemble([make_ensemble(members), members[0]])
     stored = make_ensemble(members).config.to_dict()
     stored["members"][0]["input_size"] = 64
     with pytest.raises(ValueError, match="members may set only"):

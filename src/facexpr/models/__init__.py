@@ -1,4 +1,4 @@
-from facexpr.models.classifier import ExpressionClassifier, build_network, make_ensemble
+from facexpr.models.classifier import ExpressionClassifier, build_network, ensemble_members, make_ensemble
 from facexpr.models.registry import MODEL_CONFIGS, get_config, list_models
 from facexpr.models.resemotenet import ResEmoteNet
 from facexpr.models.weights import (
@@ -32,6 +32,7 @@ __all__ = [
     "list_models",
     "load_model",
     "load_weights_file",
+    "ensemble_members",
     "make_ensemble",
     "read_config",
     "save_weights",

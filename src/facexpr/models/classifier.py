@@ -76,20 +76,32 @@ class ExpressionClassifier(nn.Module):
         return self.config.class_names
 
 
+def ensemble_members(model: ExpressionClassifier) -> list[ExpressionClassifier]:
+    """The single networks of ``model`` as classifiers (sharing its weights): itself when it is not an ensemble."""
+    if not model.config.members:
+        return [model]
+    metas = model.config.meta.get("members") or [{} for _ in model.config.members]
+    return [
+        ExpressionClassifier(model.config.replace(members=(), meta=dict(meta), **member), net=net).train(model.training)
+        for member, meta, net in zip(model.config.members, metas, model.net.members, strict=True)
+    ]
+
+
 def make_ensemble(
     models: Sequence[ExpressionClassifier], *, name: str = "ensemble", tta: str | None = None
 ) -> ExpressionClassifier:
     """One classifier (one weights file, one ONNX graph) averaging ``models``; their networks are shared, not copied.
 
     Each member keeps its own architecture fields (see ``ModelConfig.members``) and its training metadata;
-    ``tta`` defaults to the first member's.
+    ``tta`` defaults to the first model's. A model that is itself an ensemble contributes each of its networks, so
+    every network weighs the same (adding a network to a shipped pair gives a three-way average).
     """
+    tta = models[0].config.tta if tta is None and models else tta
+    models = [network for model in models for network in ensemble_members(model)]
     if len(models) < 2:
         raise ValueError("an ensemble needs at least two models")
     first = models[0].config
     for index, model in enumerate(models):
-        if model.config.members:
-            raise ValueError(f"member {index} ({model.config.name}) is itself an ensemble")
         for field in _SHARED_FIELDS:
             if getattr(model.config, field) != getattr(first, field):
                 raise ValueError(
