@@ -188,6 +188,22 @@ def test_cli_evaluate_writes_report_and_figure(faces_dir, tmp_path, capsys):
     assert "neutral" in printed and "accuracy 0.1429" in printed
 
 
+def test_cli_evaluate_keeps_its_report_when_stdout_is_closed(faces_dir, tmp_path, monkeypatch):
+    class ClosedPipe:  # what `facexpr evaluate ... | head -1` leaves once head has exited
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    weights = save_weights(_always_predicts("neutral"), tmp_path / "model.safetensors")
+    out = tmp_path / "report.json"
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    main(["evaluate", str(faces_dir), "--model", str(weights), "--report", str(out)])
+    assert json.loads(out.read_text())["accuracy"] == pytest.approx(6 / 42)
+    assert out.with_suffix(".png").is_file()
+
+
 def test_cli_evaluate_bad_model_is_one_line_error(faces_dir, tmp_path, capsys):
     code = main(["evaluate", str(faces_dir), "--model", str(tmp_path / "missing.safetensors")])
     err = capsys.readouterr().err.strip()

@@ -56,15 +56,18 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         exclude_duplicates_of=args.exclude_duplicates_of,
     )
     report["model_source"] = args.model or "default"
-    print(format_report(report))
+    # Files first, then the printout: a closed stdout (`| head`) must not cost the report.
     confusion = args.confusion or (str(Path(args.report).with_suffix(".png")) if args.report else None)
     if confusion:
         title = f"{report['model']} on {Path(args.data_dir).name}/{report['split'] or ''}"
         plot_confusion(report["confusion_matrix"], report["class_names"], confusion, title=title)
         report["confusion_png"] = confusion
-        print(f"confusion matrix: {confusion}")
     if args.report:
         write_json(report, args.report)
+    print(format_report(report))
+    if confusion:
+        print(f"confusion matrix: {confusion}")
+    if args.report:
         print(f"report: {args.report}")
     return 0
 
@@ -91,8 +94,9 @@ def _run_audit(args: argparse.Namespace) -> int:
     from facexpr.evaluation.report import write_json
 
     report = audit_dataset(args.data_dir, blank_std=BLANK_STD if args.blank_std is None else args.blank_std)
-    print(format_audit(report))
     if args.json:
         write_json(report, args.json)
+    print(format_audit(report))
+    if args.json:
         print(f"report: {args.json}")
     return 0
