@@ -101,8 +101,11 @@ def test_ferplus_votes_weight_gives_soft_training_targets_and_hard_validation(fa
 
 
 def test_precision_auto_takes_bf16_only_where_the_cpu_computes_it(monkeypatch, caplog) -> None:
+    import logging
+
     from facexpr.training import train as train_module
 
+    monkeypatch.setattr(logging.getLogger("facexpr"), "propagate", True)  # the CLI turns it off for its own handler
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True, "amx_bf16": False})
     assert train_module.resolve_precision("auto") == "bf16-mixed"
