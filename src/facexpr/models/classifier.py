@@ -96,10 +96,11 @@ def make_ensemble(
     ``tta`` defaults to the first model's. A model that is itself an ensemble contributes each of its networks, so
     every network weighs the same (adding a network to a shipped pair gives a three-way average).
     """
-    tta = models[0].config.tta if tta is None and models else tta
-    models = [network for model in models for network in ensemble_members(model)]
-    if len(models) < 2:
+    networks = [network for model in models for network in ensemble_members(model)]
+    if len(networks) < 2:
         raise ValueError("an ensemble needs at least two models")
+    tta = models[0].config.tta if tta is None else tta
+    models = networks
     first = models[0].config
     for index, model in enumerate(models):
         for field in _SHARED_FIELDS:
@@ -111,7 +112,5 @@ def make_ensemble(
     members = tuple({field: getattr(m.config, field) for field in MEMBER_FIELDS} for m in models)
     recipes = [str(m.config.meta.get("recipe", m.config.name)) for m in models]
     meta = {"recipe": " + ".join(recipes), "members": [dict(m.config.meta) for m in models]}
-    config: ModelConfig = first.replace(
-        name=name, members=members, tta=first.tta if tta is None else tta, meta=meta, **members[0]
-    )
+    config: ModelConfig = first.replace(name=name, members=members, tta=tta, meta=meta, **members[0])
     return ExpressionClassifier(config, net=EnsembleNet([m.net for m in models])).eval()
