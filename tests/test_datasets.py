@@ -8,12 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from ferplus_support import vote_counts, write_votes_csv
 
 from facexpr.data.datasets import decode_files, default_cache_dir, ferplus_targets, load_split, mix_ferplus_votes
 from facexpr.labels import FER2013_CLASSES, FER2013_CSV_ORDER, FERPLUS_CLASSES, UnknownClassError
 from facexpr.preprocessing import read_image, resize_square, to_gray
-
-VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
 
 
 def _gray(value: int, size: int = 48) -> np.ndarray:
@@ -214,18 +213,14 @@ def test_fer2013_csv_wrong_columns(tmp_path):
 # --- FER+ votes ----------------------------------------------------------------------------------
 
 
-def _votes(**counts: int) -> list[int]:
-    return [counts.get(column, 0) for column in VOTE_COLUMNS]
-
-
 def test_ferplus_targets_majority_soft_and_dropping():
     votes = np.array(
         [
-            _votes(happiness=8, neutral=2),
-            _votes(contempt=6, anger=4),
-            _votes(unknown=6, sadness=4),  # majority unknown: dropped
-            _votes(NF=10),  # not a face: dropped
-            _votes(fear=5, NF=5),  # tie with NF goes to the emotion
+            vote_counts(happiness=8, neutral=2),
+            vote_counts(contempt=6, anger=4),
+            vote_counts(unknown=6, sadness=4),  # majority unknown: dropped
+            vote_counts(NF=10),  # not a face: dropped
+            vote_counts(fear=5, NF=5),  # tie with NF goes to the emotion
         ]
     )
     keep, labels, soft = ferplus_targets(votes)
@@ -242,19 +237,15 @@ def test_ferplus_targets_majority_soft_and_dropping():
 def test_load_ferplus_from_votes_file(tmp_path):
     root = tmp_path / "fer"
     rows = [
-        ("train/happy/a.png", "happy", "ok", _votes(happiness=9, surprise=1)),
-        ("train/angry/b.png", "angry", "ok", _votes(contempt=7, anger=3)),
-        ("train/sad/c.png", "sad", "ok", _votes(NF=8, sadness=2)),
-        ("train/fear/d.png", "fear", "no_ferplus_image", _votes()),
-        ("val/neutral/e.png", "neutral", "ok", _votes(neutral=10)),
+        ("train/happy/a.png", "happy", "ok", vote_counts(happiness=9, surprise=1)),
+        ("train/angry/b.png", "angry", "ok", vote_counts(contempt=7, anger=3)),
+        ("train/sad/c.png", "sad", "ok", vote_counts(NF=8, sadness=2)),
+        ("train/fear/d.png", "fear", "no_ferplus_image", vote_counts()),
+        ("val/neutral/e.png", "neutral", "ok", vote_counts(neutral=10)),
     ]
     for i, (relative, *_rest) in enumerate(rows):
         _write(root / relative, _gray(20 * i + 5))
-    with open(root / "ferplus_votes.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "fer2013_label", "ferplus_status", *VOTE_COLUMNS])
-        for relative, label, status, votes in rows:
-            writer.writerow([relative, label, status, *votes])
+    write_votes_csv(root / "ferplus_votes.csv", rows)
 
     train = load_split(root, "train", 48, labels="ferplus")
     assert train.class_names == FERPLUS_CLASSES and len(FERPLUS_CLASSES) == 8
@@ -267,14 +258,6 @@ def test_load_ferplus_from_votes_file(tmp_path):
     assert [val.class_names[y] for y in val.labels] == ["neutral"]
 
 
-def _write_votes(path: Path, rows: list[tuple[str, str, str, list[int]]]) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "fer2013_label", "ferplus_status", *VOTE_COLUMNS])
-        for relative, label, status, votes in rows:
-            writer.writerow([relative, label, status, *votes])
-
-
 def test_ferplus_votes_mixed_into_folder_labels(faces_dir, tmp_path):
     train = load_split(faces_dir, "train", 48)
     names = train.class_names
@@ -283,12 +266,12 @@ def test_ferplus_votes_mixed_into_folder_labels(faces_dir, tmp_path):
     unmatched = next(i for i, y in enumerate(train.labels) if names[y] == "sad")
     relative = lambda i: "train/" + "/".join(Path(train.paths[i]).parts[-2:])  # noqa: E731
     votes = tmp_path / "ferplus_votes.csv"
-    _write_votes(
+    write_votes_csv(
         votes,
         [
-            (relative(happy), "happy", "ok", _votes(happiness=6, surprise=2, contempt=1, NF=1)),
-            (relative(angry), "angry", "ok", _votes(contempt=10)),  # no vote for a FER2013 class: stays one-hot
-            (relative(unmatched), "sad", "no_ferplus_image", _votes(neutral=10)),
+            (relative(happy), "happy", "ok", vote_counts(happiness=6, surprise=2, contempt=1, NF=1)),
+            (relative(angry), "angry", "ok", vote_counts(contempt=10)),  # no vote for a FER2013 class: stays one-hot
+            (relative(unmatched), "sad", "no_ferplus_image", vote_counts(neutral=10)),
         ],
     )
     mixed = mix_ferplus_votes(train, votes, 0.5)
@@ -307,7 +290,7 @@ def test_ferplus_votes_mixed_into_folder_labels(faces_dir, tmp_path):
         handle.write("path,neutral,happiness\n")
     with pytest.raises(ValueError, match="missing FER\\+ vote columns"):
         mix_ferplus_votes(train, votes, 0.5)
-    _write_votes(votes, [("train/happy/elsewhere.png", "happy", "ok", _votes(happiness=10))])
+    write_votes_csv(votes, [("train/happy/elsewhere.png", "happy", "ok", vote_counts(happiness=10))])
     with pytest.raises(ValueError, match="no FER\\+ votes match"):
         mix_ferplus_votes(train, votes, 0.5)
 

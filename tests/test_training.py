@@ -71,20 +71,18 @@ def test_model_args_replace_fields_of_the_registered_config() -> None:
 
 
 def test_ferplus_votes_weight_gives_soft_training_targets_and_hard_validation(faces_dir: Path, tmp_path: Path) -> None:
-    import csv
     import shutil
 
-    from facexpr.data.datasets import FERPLUS_VOTE_COLUMNS
+    from ferplus_support import vote_counts, write_votes_csv
+
     from facexpr.training.datamodule import ImageSetDataModule
     from facexpr.training.train import load_training_data
 
     root = tmp_path / "faces"
     shutil.copytree(faces_dir, root)
     first = sorted((root / "train" / "happy").glob("*.jpg"))[0]
-    with open(root / "ferplus_votes.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "fer2013_label", "ferplus_status", *FERPLUS_VOTE_COLUMNS, "unknown", "NF"])
-        writer.writerow([f"train/happy/{first.name}", "happy", "ok", 5, 5, 0, 0, 0, 0, 0, 0, 0, 0])
+    row = (f"train/happy/{first.name}", "happy", "ok", vote_counts(neutral=5, happiness=5))
+    write_votes_csv(root / "ferplus_votes.csv", [row])
     recipe = load_recipe(None, [f"data.root={root}", "data.ferplus_votes_weight=0.4"])
     train, val = load_training_data(recipe, 48)
     names = train.class_names
