@@ -100,17 +100,16 @@ def make_ensemble(
     if len(networks) < 2:
         raise ValueError("an ensemble needs at least two models")
     tta = models[0].config.tta if tta is None else tta
-    models = networks
-    first = models[0].config
-    for index, model in enumerate(models):
+    first = networks[0].config
+    for index, network in enumerate(networks):
         for field in _SHARED_FIELDS:
-            if getattr(model.config, field) != getattr(first, field):
+            if getattr(network.config, field) != getattr(first, field):
                 raise ValueError(
-                    f"member {index} ({model.config.name}) differs from member 0 ({first.name}) in {field}: "
-                    f"{getattr(model.config, field)!r} vs {getattr(first, field)!r}"
+                    f"member {index} ({network.config.name}) differs from member 0 ({first.name}) in {field}: "
+                    f"{getattr(network.config, field)!r} vs {getattr(first, field)!r}"
                 )
-    members = tuple({field: getattr(m.config, field) for field in MEMBER_FIELDS} for m in models)
-    recipes = [str(m.config.meta.get("recipe", m.config.name)) for m in models]
-    meta = {"recipe": " + ".join(recipes), "members": [dict(m.config.meta) for m in models]}
+    members = tuple({field: getattr(n.config, field) for field in MEMBER_FIELDS} for n in networks)
+    recipes = [str(n.config.meta.get("recipe", n.config.name)) for n in networks]
+    meta = {"recipe": " + ".join(recipes), "members": [dict(n.config.meta) for n in networks]}
     config: ModelConfig = first.replace(name=name, members=members, tta=tta, meta=meta, **members[0])
-    return ExpressionClassifier(config, net=EnsembleNet([m.net for m in models])).eval()
+    return ExpressionClassifier(config, net=EnsembleNet([n.net for n in networks])).eval()
