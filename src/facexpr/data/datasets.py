@@ -234,6 +234,17 @@ def load_fer2013_csv(
     return ImageSet(np.stack(images), np.array(labels, dtype=np.int64), tuple(names), paths, errors=errors)
 
 
+def _votes_per_class(votes: np.ndarray | list[list[int]], class_names: tuple[str, ...]) -> np.ndarray:
+    """N x 10 FER+ vote counts -> N x len(class_names): each emotion column moved to its class's position;
+    columns of classes not in ``class_names`` (and unknown, NF) are left out."""
+    votes = np.asarray(votes, dtype=np.float32).reshape(-1, len(FERPLUS_VOTE_COLUMNS) + 2)
+    per_class = np.zeros((len(votes), len(class_names)), dtype=np.float32)
+    for position, column in enumerate(FERPLUS_VOTE_COLUMNS):
+        if canonical_class(column) in class_names:
+            per_class[:, class_names.index(canonical_class(column))] = votes[:, position]
+    return per_class
+
+
 def ferplus_targets(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """From N x 10 vote counts (8 emotions, unknown, NF): (keep mask, majority label, soft targets).
 
@@ -244,10 +255,7 @@ def ferplus_targets(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     emotion_votes = votes[:, :8]
     best = emotion_votes.max(axis=1)
     keep = (best > 0) & (best >= votes[:, 8:].max(axis=1))
-    # Column order of the vote file -> FERPLUS_CLASSES order.
-    column_to_class = [FERPLUS_CLASSES.index(canonical_class(c)) for c in FERPLUS_VOTE_COLUMNS]
-    reordered = np.zeros_like(emotion_votes)
-    reordered[:, column_to_class] = emotion_votes
+    reordered = _votes_per_class(votes, FERPLUS_CLASSES)
     labels = reordered.argmax(axis=1).astype(np.int64)
     totals = reordered.sum(axis=1, keepdims=True)
     soft = np.divide(reordered, totals, out=np.zeros_like(reordered), where=totals > 0)
@@ -306,18 +314,12 @@ def mix_ferplus_votes(data: ImageSet, votes_csv: str | os.PathLike, weight: floa
     """
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"FER+ vote weight must be in [0, 1], got {weight}")
-    columns = [  # (position in a votes row, class index in data)
-        (position, data.class_names.index(canonical_class(column)))
-        for position, column in enumerate(FERPLUS_VOTE_COLUMNS)
-        if canonical_class(column) in data.class_names
-    ]
-    votes_by_key: dict[str, np.ndarray] = {}
-    for path, counts in read_ferplus_votes(votes_csv):
-        vector = np.zeros(len(data.class_names), dtype=np.float32)
-        for position, index in columns:
-            vector[index] = counts[position]
-        if vector.sum() > 0:
-            votes_by_key["/".join(Path(path).parts[-2:])] = vector / vector.sum()
+    rows = read_ferplus_votes(votes_csv)
+    per_class = _votes_per_class([counts for _, counts in rows], data.class_names)
+    totals = per_class.sum(axis=1)
+    votes_by_key = {
+        "/".join(Path(path).parts[-2:]): per_class[i] / totals[i] for i, (path, _) in enumerate(rows) if totals[i] > 0
+    }
     soft = np.eye(len(data.class_names), dtype=np.float32)[data.labels]
     matched = 0
     for i, path in enumerate(data.paths):
