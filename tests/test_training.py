@@ -55,6 +55,31 @@ def test_recipe_overrides_and_paper_recipe() -> None:
         load_recipe("no-such-recipe")
 
 
+def test_a_recipe_extends_its_base_and_lists_only_what_it_changes(tmp_path: Path) -> None:
+    lightreg = load_recipe("fer2013_w025_lightreg")
+    (tmp_path / "wide.yaml").write_text("base: fer2013_w025_lightreg\nmodel_args: {stem_width: 0.5}\n")
+    (tmp_path / "wide_long.yaml").write_text("base: wide.yaml\ntrain: {epochs: 7}\n")  # found beside it
+    recipe = load_recipe(tmp_path / "wide_long.yaml", ["train.lr=0.2"])
+    assert recipe["name"] == "wide_long" and "base" not in recipe
+    assert recipe["train"] == {**lightreg["train"], "epochs": 7, "lr": 0.2}
+    assert recipe["model_args"] == {**lightreg["model_args"], "stem_width": 0.5}
+    assert recipe["augment"] == lightreg["augment"] != load_recipe(None)["augment"]
+    # The committed children resolve to their parents plus their own lines.
+    pools1 = load_recipe("fer2013_w025_pools1")
+    assert pools1["train"] == {**load_recipe("fer2013_w025_pools2")["train"], "precision": "auto"}
+
+    (tmp_path / "loop_a.yaml").write_text("base: loop_b.yaml\n")
+    (tmp_path / "loop_b.yaml").write_text("base: loop_a.yaml\n")
+    with pytest.raises(RecipeError, match="extends itself"):
+        load_recipe(tmp_path / "loop_a.yaml")
+    (tmp_path / "orphan.yaml").write_text("base: no-such-base\n")
+    with pytest.raises(RecipeError, match="no-such-base: recipe file not found"):
+        load_recipe(tmp_path / "orphan.yaml")
+    (tmp_path / "typo.yaml").write_text("base: fer2013_w025\ntrain: {lrr: 1}\n")
+    with pytest.raises(RecipeError, match="unknown recipe key 'train.lrr'"):
+        load_recipe(tmp_path / "typo.yaml")
+
+
 def test_model_args_replace_fields_of_the_registered_config() -> None:
     shipped = model_config_for(load_recipe("fer2013_w025_lightreg"))
     assert (shipped.name, shipped.width, shipped.input_size) == ("resemotenet_w025_g48", 0.25, 48)

@@ -100,24 +100,40 @@ def parse_override(text: str) -> dict[str, Any]:
 
 
 def load_recipe(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    recipe = copy.deepcopy(DEFAULT_RECIPE)
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            candidate = recipes_dir() / f"{path}.yaml"
-            if not candidate.is_file():
-                raise RecipeError(f"{path}: recipe file not found")
-            path = candidate
-        with open(path) as handle:
-            content = yaml.safe_load(handle) or {}
-        if not isinstance(content, dict):
-            raise RecipeError(f"{path}: a recipe is a YAML mapping")
-        recipe = _merge(recipe, content)
-        recipe.setdefault("name", path.stem)
-        if recipe["name"] == DEFAULT_RECIPE["name"]:
-            recipe["name"] = path.stem
+    """Defaults, then the recipe file (and the ``base:`` recipes it extends), then ``section.key=value`` overrides."""
+    recipe = copy.deepcopy(DEFAULT_RECIPE) if path is None else _read_recipe(path, ())
     for override in overrides:
         recipe = _merge(recipe, parse_override(override))
+    return recipe
+
+
+def _find_recipe(path: str | os.PathLike, relative_to: Path | None = None) -> Path:
+    path = Path(path)
+    candidates = [path, recipes_dir() / f"{path}.yaml"]
+    if relative_to is not None:
+        candidates.insert(0, relative_to / path)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise RecipeError(f"{path}: recipe file not found")
+
+
+def _read_recipe(path: str | os.PathLike, chain: tuple[Path, ...], relative_to: Path | None = None) -> dict[str, Any]:
+    path = _find_recipe(path, relative_to)
+    if path.resolve() in chain:
+        raise RecipeError(f"{path}: recipe extends itself (base: chain {' -> '.join(p.stem for p in chain)})")
+    with open(path) as handle:
+        content = yaml.safe_load(handle) or {}
+    if not isinstance(content, dict):
+        raise RecipeError(f"{path}: a recipe is a YAML mapping")
+    base = content.pop("base", None)
+    if base is None:
+        recipe = copy.deepcopy(DEFAULT_RECIPE)
+    else:
+        # A recipe that extends another lists only what it changes; the run's recipe.yaml holds the result.
+        recipe = _read_recipe(str(base), (*chain, path.resolve()), path.parent)
+    recipe = _merge(recipe, content)
+    recipe["name"] = content.get("name", path.stem)
     return recipe
 
 
