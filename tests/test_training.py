@@ -189,6 +189,33 @@ def test_train_writes_a_reproducible_run(tmp_path: Path, faces_dir: Path) -> Non
     assert "val/acc" in header and "train/loss" in header
 
 
+def test_ema_decay_validates_and_ships_the_weight_average(tmp_path: Path, faces_dir: Path) -> None:
+    from safetensors.torch import load_file
+
+    from facexpr.evaluation.evaluate import evaluate_dir
+    from facexpr.training.module import ExpressionModule
+    from facexpr.training.train import train
+
+    torch.set_num_threads(1)
+    overrides = [*TINY, f"data.root={faces_dir}", "train.epochs=3", "train.ema_decay=0.8", "train.precision=32-true"]
+    summary = train(None, overrides, out_dir=tmp_path, run_name="ema", progress=False)
+    run = tmp_path / "ema"
+    state = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    shipped = load_file(run / "model.safetensors")
+    raw = {key[len("model.net.") :]: value for key, value in state.items() if key.startswith("model.net.")}
+    average = {
+        key[len("ema.module.net.") :]: value for key, value in state.items() if key.startswith("ema.module.net.")
+    }
+    assert set(average) == set(raw) and set(shipped) <= set(raw)
+    assert all(torch.equal(shipped[key], average[key]) for key in shipped)
+    assert not all(torch.equal(shipped[key], raw[key]) for key in shipped)
+    # The checkpoint was chosen on the average's val accuracy, the one the shipped file reproduces.
+    report = evaluate_dir(faces_dir, run / "model.safetensors", split="val", tta="none")
+    assert report["accuracy"] == pytest.approx(summary["best_val_acc"])
+    with pytest.raises(ValueError, match="ema_decay must be in"):
+        ExpressionModule(load_model(run / "model.safetensors").config.to_dict(), {"ema_decay": 1.0}, {})
+
+
 def test_bf16_mixed_training_keeps_float32_weights(tmp_path: Path, faces_dir: Path) -> None:
     from safetensors import safe_open
 
@@ -227,7 +254,14 @@ def _wait_for(predicate, timeout: float, proc: subprocess.Popen) -> None:
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_continues_from_last_checkpoint(tmp_path: Path, faces_dir: Path) -> None:
-    args = _cli("--out", str(tmp_path), "--name", "killed", *_overrides(faces_dir, "train.epochs=6"), cwd=tmp_path)
+    args = _cli(
+        "--out",
+        str(tmp_path),
+        "--name",
+        "killed",
+        *_overrides(faces_dir, "train.epochs=6", "train.ema_decay=0.9"),
+        cwd=tmp_path,
+    )
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
     metrics = tmp_path / "killed" / "logs" / "metrics.csv"
@@ -258,9 +292,10 @@ def test_sigkill_mid_epoch_then_resume_continues_from_last_checkpoint(tmp_path: 
     assert list((tmp_path / "killed").glob("run-resume-*.json"))
     final = torch.load(last, map_location="cpu", weights_only=True)
     assert final["global_step"] == 6 * steps_per_epoch > step_at_kill
+    assert int(final["state_dict"]["ema.n_averaged"]) == final["global_step"]  # the weight average resumed too
     # the overrides of the first start survive the resume into the weights' metadata
     meta = load_model(tmp_path / "killed" / "model.safetensors").config.meta
-    assert meta["overrides"] == [*TINY, f"data.root={faces_dir}", "train.epochs=6"]
+    assert meta["overrides"] == [*TINY, f"data.root={faces_dir}", "train.epochs=6", "train.ema_decay=0.9"]
 
 
 @pytest.mark.slow

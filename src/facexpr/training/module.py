@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from facexpr.config import ModelConfig
@@ -35,6 +36,14 @@ class ExpressionModule(L.LightningModule):
         self.save_hyperparameters()
         config = ModelConfig.from_dict(model_config)
         self.model = ExpressionClassifier(config)
+        decay = float(train.get("ema_decay") or 0.0)
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"train.ema_decay must be in [0, 1), got {decay}")
+        self.ema: AveragedModel | None = None
+        if decay:
+            # BatchNorm statistics are averaged too (use_buffers), so the averaged network is usable as is.
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+            self.ema.requires_grad_(False)
         self.train_cfg = train
         self.augment_cfg = _augment_config(augment)
         n = config.num_classes
@@ -44,8 +53,21 @@ class ExpressionModule(L.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes=n, average="micro")
         self.val_f1 = MulticlassF1Score(num_classes=n, average="macro")
 
+    @property
+    def trained_model(self) -> ExpressionClassifier:
+        """The network to validate and ship: the weight average when ``train.ema_decay`` is on."""
+        return self.model if self.ema is None else self.ema.module
+
     def on_fit_start(self) -> None:
         self.model.to(memory_format=torch.channels_last)
+        if self.ema is not None:
+            self.ema.to(memory_format=torch.channels_last)
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        # Here rather than in on_train_batch_end, which runs after the step checkpoint is written.
+        super().optimizer_step(*args, **kwargs)
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if self.trainer is not None and self.trainer.training:
@@ -89,7 +111,7 @@ class ExpressionModule(L.LightningModule):
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         faces, labels = batch[0], batch[1]
-        log_probs = self.model.with_tta(self.train_cfg.get("val_tta", "none"))(faces).float().log_softmax(1)
+        log_probs = self.trained_model.with_tta(self.train_cfg.get("val_tta", "none"))(faces).float().log_softmax(1)
         loss = F.nll_loss(log_probs, labels)
         self.val_acc(log_probs, labels)
         self.val_f1(log_probs, labels)

@@ -40,6 +40,9 @@ DEFAULT_RECIPE: dict[str, Any] = {
         "gamma": 0.1,
         "label_smoothing": 0.0,
         "mixup": 0.0,  # Beta(alpha, alpha); 0 disables
+        # Per-step exponential moving average of the weights (e.g. 0.999): validated, checkpointed and saved in
+        # place of the raw weights; 0 disables.
+        "ema_decay": 0.0,
         "class_weighting": "none",  # none | balanced (loss weights)
         "sampler": "random",  # random | balanced
         "patience": 0,  # early stopping on val accuracy; 0 disables

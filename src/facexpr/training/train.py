@@ -219,14 +219,17 @@ def train(
     best_score = best_cb.best_model_score
     summary.update(best_checkpoint=best, best_val_acc=None if best_score is None else float(best_score))
     best_module = ExpressionModule.load_from_checkpoint(best, map_location="cpu", weights_only=True)
-    config = best_module.model.config
+    trained = best_module.trained_model
     meta = dict(
-        config.meta, recipe=recipe["name"], epochs_trained=trainer.current_epoch, val_acc=summary["best_val_acc"]
+        trained.config.meta,
+        recipe=recipe["name"],
+        epochs_trained=trainer.current_epoch,
+        val_acc=summary["best_val_acc"],
     )
     if all_overrides:
         meta["overrides"] = all_overrides
-    best_module.model.config = config.replace(meta=meta)
-    save_weights(best_module.model, run_dir / "model.safetensors")
+    trained.config = trained.config.replace(meta=meta)
+    save_weights(trained, run_dir / "model.safetensors")
     summary["weights"] = str(run_dir / "model.safetensors")
     metrics_csv = run_dir / "logs" / "metrics.csv"
     if metrics_csv.is_file():
