@@ -17,7 +17,7 @@ from facexpr.data.augment import TTA_MODES
 from facexpr.data.datasets import load_split
 from facexpr.evaluation.evaluate import predict_proba
 from facexpr.evaluation.metrics import classification_metrics
-from facexpr.models import ensemble_members, load_model, make_ensemble
+from facexpr.models import load_networks, make_ensemble
 
 
 def main() -> None:
@@ -31,18 +31,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    models, names = [], []
-    for path in args.weights:
-        networks = ensemble_members(load_model(path))
-        models += networks
-        names += [path] if len(networks) == 1 else [f"{path}[{i}]" for i in range(len(networks))]
-    if args.only:
-        try:
-            keep = [int(i) for i in args.only.split(",")]
-            models, names = [models[i] for i in keep], [names[i] for i in keep]
-        except (ValueError, IndexError):
-            raise SystemExit(f"error: --only {args.only}: give indices from 0 to {len(models) - 1}") from None
     try:
+        names, models = zip(*load_networks(args.weights, args.only), strict=True)
         ensemble = make_ensemble(models, tta=args.tta)  # the checks and TTA default of a shipped ensemble
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None

@@ -15,6 +15,7 @@ from facexpr.models import (
     ensemble_members,
     get_config,
     load_model,
+    load_networks,
     make_ensemble,
     read_config,
     save_weights,
@@ -89,6 +90,41 @@ def test_an_ensemble_given_as_a_member_contributes_each_of_its_networks(members,
     assert ensemble_members(third) == [third]
 
 
+def test_load_networks_splits_files_and_make_ensemble_script_keeps_the_chosen_ones(members, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    pair = save_weights(make_ensemble(members, name="pair"), tmp_path / "pair.safetensors")
+    third = save_weights(_member(3, stem_pools=2), tmp_path / "third.safetensors")
+    labelled = load_networks([pair, third])
+    assert [label for label, _ in labelled] == [f"{pair}[0]", f"{pair}[1]", str(third)]
+    assert [net.config.meta["recipe"] for _, net in load_networks([pair, third], "2,0")] == ["unit3", "unit1"]
+    assert [net.config.meta["recipe"] for _, net in load_networks([pair, third], [1])] == ["unit2"]
+    for bad in ("3", "a", "", [-1]):
+        with pytest.raises(ValueError, match="give indices from 0 to 2"):
+            load_networks([pair, third], bad)
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_ensemble.py"
+    out = tmp_path / "chosen.safetensors"
+    args = [sys.executable, str(script), str(third), str(pair), "--only", "0,2", "--out", str(out), "--tta", "flip"]
+    made = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr[-2000:]
+    chosen = load_model(out)
+    assert chosen.config.meta["recipe"] == "unit3 + unit2" and chosen.config.tta == "flip"
+    faces = _faces(4, seed=3)
+    networks = (load_model(third), members[1])
+    expected = torch.stack([net.with_tta("flip").predict_proba(faces) for net in networks]).mean(0)
+    torch.testing.assert_close(chosen.predict_proba(faces), expected, atol=1e-6, rtol=1e-5)
+    wrong = subprocess.run(
+        [*args[:-4], "--only", "5", "--out", str(tmp_path / "x.safetensors")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert wrong.returncode != 0 and "only=5: give indices from 0 to 2" in wrong.stderr
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 def test_evaluate_ensemble_script_splits_ensembles_and_averages_the_chosen_networks(
     members, faces_dir: Path, tmp_path: Path
 ) -> None:
@@ -111,7 +147,7 @@ def test_evaluate_ensemble_script_splits_ensembles_and_averages_the_chosen_netwo
     chosen = run("--only", "0,2")
     assert chosen.returncode == 0 and chosen.stdout.splitlines()[-1].startswith("average of 2")
     wrong = run("--only", "3")
-    assert wrong.returncode != 0 and "--only 3: give indices from 0 to 2" in wrong.stderr
+    assert wrong.returncode != 0 and "only=3: give indices from 0 to 2" in wrong.stderr
 
 
 def test_members_must_share_the_input_and_classes(members) -> None:

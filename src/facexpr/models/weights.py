@@ -7,7 +7,7 @@ never loads partially: a mismatch raises :class:`WeightsMismatchError` naming th
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from facexpr.config import ModelConfig
 from facexpr.labels import FER2013_CLASSES, OFFICIAL_RESEMOTENET_ORDER, permutation
-from facexpr.models.classifier import ExpressionClassifier
+from facexpr.models.classifier import ExpressionClassifier, ensemble_members
 from facexpr.models.registry import MODEL_CONFIGS, get_config
 
 # Models shipped inside the package: name -> file in facexpr/weights/.
@@ -222,3 +222,28 @@ __all__ = [
     "read_config",
     "save_weights",
 ]
+
+
+def load_networks(
+    sources: Sequence[str | os.PathLike], only: str | Sequence[int] | None = None
+) -> list[tuple[str, ExpressionClassifier]]:
+    """The single networks in ``sources`` (files or shipped names), an ensemble split into its members.
+
+    Each comes with a label (``path``, or ``path[i]`` for member i of an ensemble); ``only`` (indices into that
+    list, or the same as comma-separated text such as ``"2,0"``) keeps those networks, in that order.
+    """
+    networks: list[tuple[str, ExpressionClassifier]] = []
+    for source in sources:
+        members = ensemble_members(load_model(source))
+        labels = [str(source)] if len(members) == 1 else [f"{source}[{i}]" for i in range(len(members))]
+        networks += zip(labels, members, strict=True)
+    if only is None:
+        return networks
+    text = only if isinstance(only, str) else ",".join(map(str, only))
+    try:
+        keep = [int(i) for i in text.split(",")]
+    except ValueError:
+        keep = []
+    if not keep or any(not 0 <= i < len(networks) for i in keep):
+        raise ValueError(f"only={text}: give indices from 0 to {len(networks) - 1}")
+    return [networks[i] for i in keep]
