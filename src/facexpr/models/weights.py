@@ -211,19 +211,6 @@ def describe(model: ExpressionClassifier) -> dict[str, Any]:
     }
 
 
-__all__ = [
-    "DEFAULT_MODEL",
-    "PRETRAINED",
-    "WeightsError",
-    "WeightsMismatchError",
-    "describe",
-    "load_model",
-    "load_weights_file",
-    "read_config",
-    "save_weights",
-]
-
-
 def load_networks(
     sources: Sequence[str | os.PathLike], only: str | Sequence[int] | None = None
 ) -> list[tuple[str, ExpressionClassifier]]:
@@ -247,3 +234,17 @@ def load_networks(
     if not keep or any(not 0 <= i < len(networks) for i in keep):
         raise ValueError(f"only={text}: give indices from 0 to {len(networks) - 1}")
     return [networks[i] for i in keep]
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "PRETRAINED",
+    "WeightsError",
+    "WeightsMismatchError",
+    "describe",
+    "load_model",
+    "load_networks",
+    "load_weights_file",
+    "read_config",
+    "save_weights",
+]
