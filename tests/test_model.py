@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 import torch
 
@@ -71,6 +74,16 @@ def test_safetensors_round_trip_keeps_weights_and_config(tmp_path) -> None:
     loaded = load_model(path)
     faces = torch.randint(0, 256, (3, 1, 48, 48), dtype=torch.uint8)
     assert torch.equal(loaded(faces), model(faces))
+
+
+def test_saved_weights_get_the_umask_permissions_not_owner_only(tmp_path) -> None:
+    previous = os.umask(0o022)
+    try:
+        path = save_weights(create_model("resemotenet_w0125_g48"), tmp_path / "m.safetensors")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_stem_width_widens_only_the_stem_and_survives_a_save(tmp_path) -> None:

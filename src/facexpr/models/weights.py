@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as serialize_tensors
 
 from facexpr.config import ModelConfig
 from facexpr.labels import FER2013_CLASSES, OFFICIAL_RESEMOTENET_ORDER, permutation
@@ -45,7 +45,9 @@ def save_weights(model: ExpressionClassifier, path: str | os.PathLike, *, half: 
             value = value.half()
         tensors[key] = value
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"facexpr_config": model.config.to_json(), "format": "pt"})
+    # serialised here and written with open() so the file gets the usual umask permissions (safetensors'
+    # save_file creates it readable by its owner only, and installed copies would keep that mode)
+    tmp.write_bytes(serialize_tensors(tensors, metadata={"facexpr_config": model.config.to_json(), "format": "pt"}))
     os.replace(tmp, path)
     return path
 
