@@ -143,9 +143,13 @@ def test_evaluate_ensemble_script_splits_ensembles_and_averages_the_chosen_netwo
     assert every.returncode == 0, every.stderr[-2000:]
     lines = every.stdout.splitlines()
     assert [line.split(":")[0] for line in lines[:3]] == [f"{pair}[0]", f"{pair}[1]", str(third)]
-    assert lines[-1].startswith("average of 3 (tta none): accuracy")
+    assert lines[3].startswith("average of 3 (tta none): accuracy")
+    assert [line.split(":")[0] for line in lines[4:]] == [
+        f"gain over {name}" for name in (f"{pair}[0]", f"{pair}[1]", third)
+    ]
+    assert all("95 % paired bootstrap interval" in line for line in lines[4:])
     chosen = run("--only", "0,2")
-    assert chosen.returncode == 0 and chosen.stdout.splitlines()[-1].startswith("average of 2")
+    assert chosen.returncode == 0 and chosen.stdout.splitlines()[2].startswith("average of 2")
     wrong = run("--only", "3")
     assert wrong.returncode != 0 and "only=3: give indices from 0 to 2" in wrong.stderr
 

@@ -12,6 +12,7 @@ from PIL import Image
 from facexpr.cli import main
 from facexpr.data.datasets import load_split
 from facexpr.evaluation import (
+    accuracy_interval,
     classification_metrics,
     confusion_matrix,
     evaluate,
@@ -75,6 +76,26 @@ def test_confusion_matrix_rejects_bad_labels():
         confusion_matrix(np.array([0, 3]), np.array([0, 1]), 3)
     with pytest.raises(ValueError, match="does not fit"):
         metrics_from_confusion(np.zeros((2, 2)), ["a", "b", "c"])
+
+
+def test_accuracy_interval_matches_the_binomial_spread_and_pairs_narrow_it():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 7, 3000)
+    a = np.where(rng.random(3000) < 0.68, labels, (labels + 1) % 7)  # right on about 68 % of the images
+    b = a.copy()
+    b[np.flatnonzero(a == labels)[:30]] = (labels[np.flatnonzero(a == labels)[:30]] + 2) % 7  # 30 fewer right
+    accuracy = np.mean(a == labels)
+    low, high = accuracy_interval(labels, a)
+    half_width = 1.96 * np.sqrt(accuracy * (1 - accuracy) / 3000)
+    assert low < accuracy < high
+    assert (high - low) / 2 == pytest.approx(half_width, rel=0.15)
+    assert accuracy_interval(labels, a) == (low, high)  # seeded
+    diff_low, diff_high = accuracy_interval(labels, a, b)
+    assert diff_low <= 30 / 3000 <= diff_high and diff_low > 0  # every resample keeps a ahead
+    assert diff_high - diff_low < (high - low) / 3
+    assert accuracy_interval(labels, a, a) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="no images"):
+        accuracy_interval(np.array([]), np.array([]))
 
 
 def test_evaluate_constant_model_gives_known_figures(faces_dir):
@@ -185,7 +206,9 @@ def test_cli_evaluate_writes_report_and_figure(faces_dir, tmp_path, capsys):
         width, height = figure.size
     assert width > 1.5 * height  # two side-by-side panels
     printed = capsys.readouterr().out
-    assert "neutral" in printed and "accuracy 0.1429" in printed
+    assert "neutral" in printed and "accuracy 0.1429 (95 % bootstrap interval" in printed
+    low, high = report["accuracy_ci95"]
+    assert 0 <= low < 6 / 42 < high <= 1
 
 
 def test_cli_evaluate_keeps_its_report_when_stdout_is_closed(faces_dir, tmp_path, monkeypatch):

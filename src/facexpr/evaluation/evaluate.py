@@ -11,7 +11,7 @@ import torch
 
 from facexpr.data.audit import pixel_hashes
 from facexpr.data.datasets import SPLIT_ALIASES, ImageSet, is_class_folder_root, load_split
-from facexpr.evaluation.metrics import classification_metrics
+from facexpr.evaluation.metrics import accuracy_interval, classification_metrics
 from facexpr.models import ExpressionClassifier, load_model
 from facexpr.models.weights import describe
 
@@ -102,6 +102,7 @@ def evaluate_dir(
 
     report: dict[str, Any] = classification_metrics(labels_model, predictions, config.class_names)
     report.update(
+        accuracy_ci95=accuracy_interval(labels_model, predictions),
         model=config.name,
         model_config=config.to_dict(),
         parameters=describe(model)["parameters"],
@@ -122,6 +123,7 @@ def evaluate_dir(
         leaked = np.array([h in train_hashes for h in pixel_hashes(images.images)], dtype=bool)
         clean = classification_metrics(labels_model[~leaked], predictions[~leaked], config.class_names)
         clean.update(
+            accuracy_ci95=accuracy_interval(labels_model[~leaked], predictions[~leaked]),
             n_excluded=int(leaked.sum()),
             excluded_files=[path for path, is_leaked in zip(images.paths, leaked, strict=True) if is_leaked],
             reference_dir=str(train_dir),

@@ -66,8 +66,16 @@ def _metric_lines(result: dict[str, Any]) -> list[str]:
         lines.append(
             f"{name:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{row['support']:>10d}"
         )
-    lines.append(f"accuracy {result['accuracy']:.4f}   macro-F1 {result['macro_f1']:.4f}   images {result['n_images']}")
+    lines.append(_headline(result))
     return lines
+
+
+def _headline(result: dict[str, Any]) -> str:
+    interval = result.get("accuracy_ci95")
+    spread = f" (95 % bootstrap interval {interval[0]:.4f}-{interval[1]:.4f})" if interval else ""
+    return (
+        f"accuracy {result['accuracy']:.4f}{spread}   macro-F1 {result['macro_f1']:.4f}   images {result['n_images']}"
+    )
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -83,7 +91,5 @@ def format_report(report: dict[str, Any]) -> str:
     clean = report.get("leakage_free")
     if clean:
         lines.append(f"without {clean['n_excluded']} images pixel-identical to {clean['reference_dir']}:")
-        lines.append(
-            f"accuracy {clean['accuracy']:.4f}   macro-F1 {clean['macro_f1']:.4f}   images {clean['n_images']}"
-        )
+        lines.append(_headline(clean))
     return "\n".join(lines)
