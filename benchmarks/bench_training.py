@@ -7,6 +7,8 @@ number of steps; the script prints img/s for each and the ratio.
     augmentation batched in torch (flip, affine, brightness/contrast, erasing), channels-last model.
 (c) as (a), in bf16 autocast (Lightning's ``precision: bf16-mixed``; master weights stay float32).
     Worth it where the CPU has native bf16 instructions (AVX-512 BF16 / AMX).
+(d) as (c), with every convolution left to oneDNN: (c) computes those on maps of at most 3x3 output pixels as
+    matrix products (``facexpr.models.resemotenet.conv2d_by_matmul``), whose backward is faster on CPU.
 (b) reference: a Dataset that opens each JPEG with PIL for every sample, augments it per sample with
     PIL (flip, affine) and converts it to a tensor, collated by a DataLoader (the usual tutorial and
     official-repo pattern).
@@ -31,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from facexpr.data.augment import AugmentConfig, augment_batch
 from facexpr.data.datasets import load_split, resolve_split_dir, scan_class_folders
-from facexpr.models import create_model
+from facexpr.models import create_model, resemotenet
 from facexpr.training.recipe import parse_override
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +109,7 @@ def main() -> None:
 
     model_a = create_model(args.model, **overrides)
     size = model_a.config.input_size
-    model_b, model_c = copy.deepcopy(model_a), copy.deepcopy(model_a)  # same initial weights for all three
+    model_b, model_c, model_d = (copy.deepcopy(model_a) for _ in range(3))  # same initial weights for all four
 
     started = time.perf_counter()
     train_set = load_split(data, "train", size)
@@ -119,6 +121,9 @@ def main() -> None:
     ours = _train_steps(model_a, loader_a, args.steps, augment=True)
     model_c = model_c.to(memory_format=torch.channels_last)
     ours_bf16 = _train_steps(model_c, loader_a, args.steps, augment=True, bf16=True)
+    matmul_pixels, resemotenet.MATMUL_CONV_MAX_PIXELS = resemotenet.MATMUL_CONV_MAX_PIXELS, 0
+    onednn_bf16 = _train_steps(model_d.to(memory_format=torch.channels_last), loader_a, args.steps, True, bf16=True)
+    resemotenet.MATMUL_CONV_MAX_PIXELS = matmul_pixels
 
     items = [
         (path, train_set.class_names.index(label))
@@ -132,8 +137,10 @@ def main() -> None:
     print(f"(a) facexpr pipeline        : {ours:8.1f} img/s")
     print(f"(b) PIL per-sample reference: {reference:8.1f} img/s")
     print(f"(c) facexpr pipeline, bf16  : {ours_bf16:8.1f} img/s")
+    print(f"(d) (c) with oneDNN for all : {onednn_bf16:8.1f} img/s")
     print(f"ratio (a)/(b)               : {ours / reference:8.2f}x")
     print(f"ratio (c)/(a)               : {ours_bf16 / ours:8.2f}x")
+    print(f"ratio (c)/(d)               : {ours_bf16 / onednn_bf16:8.2f}x")
 
 
 if __name__ == "__main__":

@@ -188,3 +188,57 @@ def test_classifier_normalises_inside_forward() -> None:
     cfg = model.config
     expected = model.net(((faces.float() / 255) - cfg.mean[0]) / cfg.std[0])
     assert torch.allclose(model(faces), expected)
+
+
+@pytest.mark.parametrize(
+    ("channels", "size", "stride", "kernel", "bias"), [(8, 3, 1, 3, True), (8, 6, 2, 3, False), (4, 5, 2, 1, True)]
+)
+def test_conv2d_by_matmul_matches_conv2d_values_and_gradients(channels, size, stride, kernel, bias) -> None:
+    from facexpr.models.resemotenet import conv2d_by_matmul
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(channels, 6, kernel, stride=stride, padding=kernel // 2, bias=bias).double()
+    x = torch.randn(5, channels, size, size, dtype=torch.float64, requires_grad=True)
+    expected = conv(x)
+    grad_out = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, [x, conv.weight], grad_out)
+    got = conv2d_by_matmul(x, conv)
+    got_grads = torch.autograd.grad(got, [x, conv.weight], grad_out)
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=1e-10)
+    for a, b in zip(got_grads, expected_grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-10)
+    with pytest.raises(ValueError, match="plain convolutions"):
+        conv2d_by_matmul(x, torch.nn.Conv2d(channels, channels, 3, padding=1, groups=2).double())
+
+
+def test_training_on_cpu_takes_the_matmul_path_for_tiny_maps_only_and_agrees_with_conv(monkeypatch) -> None:
+    from facexpr.models import resemotenet
+
+    calls: list[tuple[int, ...]] = []
+
+    def counting(x, conv):
+        calls.append(tuple(x.shape[-2:]))
+        return original(x, conv)
+
+    original = resemotenet.conv2d_by_matmul
+    monkeypatch.setattr(resemotenet, "conv2d_by_matmul", counting)
+    torch.manual_seed(0)
+    net = create_model("resemotenet_w0125_g48", stem_pools=1).net.double().train()
+    faces = torch.randn(4, 1, 48, 48, dtype=torch.float64)
+
+    def loss_and_grads(max_pixels: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        monkeypatch.setattr(resemotenet, "MATMUL_CONV_MAX_PIXELS", max_pixels)
+        torch.manual_seed(1)  # same dropout masks
+        loss = net(faces).square().sum()
+        return loss.detach(), [p.clone() for p in torch.autograd.grad(loss, list(net.parameters()))]
+
+    loss_conv, grads_conv = loss_and_grads(0)
+    assert calls == []
+    loss_mm, grads_mm = loss_and_grads(9)
+    assert calls == [(6, 6), (3, 3)]  # only the last residual block's two 3x3 convolutions (3x3 outputs)
+    assert torch.allclose(loss_mm, loss_conv, rtol=1e-9)
+    assert all(torch.allclose(a, b, atol=1e-9) for a, b in zip(grads_mm, grads_conv, strict=True))
+    calls.clear()
+    net.eval()(faces)
+    assert calls == []  # inference and export keep the plain convolution

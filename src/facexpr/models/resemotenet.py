@@ -28,6 +28,43 @@ class SEBlock(nn.Module):
         return x * y
 
 
+# Training on CPU computes convolutions whose output has at most this many pixels per channel by conv2d_by_matmul
+# (0 turns it off; benchmarks/bench_training.py compares both).
+MATMUL_CONV_MAX_PIXELS = 9
+
+
+def conv2d_by_matmul(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``conv(x)`` as one matrix product over the gathered kernel taps (im2col by slicing), same up to rounding.
+
+    On CPU, oneDNN's backward pass of a 3x3 convolution on maps of a few pixels (ResEmoteNet's last residual block
+    runs on 3x3 maps at 48 px input) is several times slower than the two matrix products this backward needs.
+    """
+    if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros":
+        raise ValueError("conv2d_by_matmul handles plain convolutions only (groups 1, dilation 1, zero padding)")
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    padded = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1)
+    taps = [
+        padded[:, dy : dy + sh * (oh - 1) + 1 : sh, dx : dx + sw * (ow - 1) + 1 : sw]
+        for dy in range(kh)
+        for dx in range(kw)
+    ]
+    columns = torch.cat(taps, dim=3).reshape(n * oh * ow, kh * kw * c)
+    weight = conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1)
+    out = columns @ weight.t() if conv.bias is None else torch.addmm(conv.bias, columns, weight.t())
+    return out.reshape(n, oh, ow, conv.out_channels).permute(0, 3, 1, 2)
+
+
+def _conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    if conv.training and x.device.type == "cpu":
+        (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
+        pixels = ((x.shape[-2] + 2 * ph - kh) // sh + 1) * ((x.shape[-1] + 2 * pw - kw) // sw + 1)
+        if pixels <= MATMUL_CONV_MAX_PIXELS:
+            return conv2d_by_matmul(x, conv)
+    return conv(x)
+
+
 class ResidualBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
@@ -43,8 +80,8 @@ class ResidualBlock(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = F.relu(self.bn1(_conv(self.conv1, x)))
+        out = self.bn2(_conv(self.conv2, out))
         return F.relu(out + self.shortcut(x))
 
 
