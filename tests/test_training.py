@@ -216,6 +216,37 @@ def test_ema_decay_validates_and_ships_the_weight_average(tmp_path: Path, faces_
         ExpressionModule(load_model(run / "model.safetensors").config.to_dict(), {"ema_decay": 1.0}, {})
 
 
+def test_ema_warmup_forgets_the_initial_weights_then_decays_at_the_set_rate() -> None:
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    from facexpr.training.module import ema_with_warmup
+
+    def averaged_after(update_fn, steps: int) -> tuple[AveragedModel, torch.nn.Module]:
+        model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+        torch.nn.init.zeros_(model[0].weight)
+        average = AveragedModel(model, multi_avg_fn=update_fn, use_buffers=True)
+        average.update_parameters(model)  # the first update copies the initial (zero) weights
+        with torch.no_grad():
+            model[0].weight.fill_(1.0)
+        for _ in range(steps):
+            model[1].num_batches_tracked += 1
+            average.update_parameters(model)
+        return average, model
+
+    plain, _ = averaged_after(get_ema_multi_avg_fn(0.999), 1000)
+    warm, model = averaged_after(ema_with_warmup(0.999), 1000)
+    assert plain.module[0].weight.mean().item() == pytest.approx(1 - 0.999**1000, abs=1e-4)  # 37 % initial weights
+    assert warm.module[0].weight.mean().item() > 0.999  # the ramp forgot them
+    assert warm.module[1].num_batches_tracked.item() == model[1].num_batches_tracked.item() == 1000
+    # once the ramp passes the set decay, each update is the plain exponential average
+    late, model = averaged_after(ema_with_warmup(0.5), 20)
+    before = late.module[0].weight.detach().clone()
+    with torch.no_grad():
+        model[0].weight.fill_(3.0)
+    late.update_parameters(model)
+    assert torch.allclose(late.module[0].weight, 0.5 * before + 0.5 * 3.0)
+
+
 def test_bf16_mixed_training_keeps_float32_weights(tmp_path: Path, faces_dir: Path) -> None:
     from safetensors import safe_open
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from facexpr.config import ModelConfig
@@ -22,6 +23,27 @@ def _augment_config(values: dict[str, Any]) -> AugmentConfig:
         if key in values:
             values[key] = tuple(values[key])
     return AugmentConfig(**values)
+
+
+def ema_with_warmup(decay: float) -> Callable[[list[torch.Tensor], list[torch.Tensor], torch.Tensor], None]:
+    """Exponential moving average for ``AveragedModel`` whose decay ramps up as min(decay, (1 + n) / (10 + n)),
+    n = updates so far.
+
+    With a fixed 0.999 the random initial weights still make up 37 % of the average after 1,000 steps (4.5 FER2013
+    epochs), so early validation of the average is meaningless; the ramp lets the average follow the weights early on.
+    """
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        n = float(n_averaged)
+        step_decay = min(decay, (1.0 + n) / (10.0 + n))
+        if torch.is_floating_point(averaged[0]):
+            torch._foreach_lerp_(averaged, current, 1.0 - step_decay)
+        else:  # integer buffers (BatchNorm's batch counter) are counts, not weights: keep the model's
+            for average, value in zip(averaged, current, strict=True):
+                average.copy_(value)
+
+    return update
 
 
 class ExpressionModule(L.LightningModule):
@@ -42,7 +64,7 @@ class ExpressionModule(L.LightningModule):
         self.ema: AveragedModel | None = None
         if decay:
             # BatchNorm statistics are averaged too (use_buffers), so the averaged network is usable as is.
-            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+            self.ema = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(decay), use_buffers=True)
             self.ema.requires_grad_(False)
         self.train_cfg = train
         self.augment_cfg = _augment_config(augment)
