@@ -40,18 +40,20 @@ def main() -> None:
     tta = ensemble.config.tta
     images = load_split(args.data_dir, args.split, ensemble.config.input_size, class_names=ensemble.class_names)
     member_probs = [predict_proba(model, images.images, tta=tta) for model in models]
-    for path, probs in zip(names, member_probs, strict=True):
-        metrics = classification_metrics(images.labels, probs.argmax(1), ensemble.class_names)
+    member_predictions = [probs.argmax(1) for probs in member_probs]
+    member_accuracies = []
+    for path, predictions in zip(names, member_predictions, strict=True):
+        metrics = classification_metrics(images.labels, predictions, ensemble.class_names)
+        member_accuracies.append(metrics["accuracy"])
         print(f"{path}: accuracy {metrics['accuracy']:.4f} macro-F1 {metrics['macro_f1']:.4f}")
     # What the ensemble model answers (tests/test_ensemble.py), without running every member a second time.
-    probs = np.mean(member_probs, axis=0)
-    metrics = classification_metrics(images.labels, probs.argmax(1), ensemble.class_names)
+    predictions = np.mean(member_probs, axis=0).argmax(1)
+    metrics = classification_metrics(images.labels, predictions, ensemble.class_names)
     figures = f"accuracy {metrics['accuracy']:.4f} macro-F1 {metrics['macro_f1']:.4f}"
     print(f"average of {len(models)} (tta {tta}): {figures}")
-    predictions = probs.argmax(1)
-    for path, member in zip(names, member_probs, strict=True):
-        gain = np.mean(predictions == images.labels) - np.mean(member.argmax(1) == images.labels)
-        low, high = accuracy_interval(images.labels, predictions, member.argmax(1))
+    for path, member, accuracy in zip(names, member_predictions, member_accuracies, strict=True):
+        low, high = accuracy_interval(images.labels, predictions, member)
+        gain = metrics["accuracy"] - accuracy
         print(f"gain over {path}: {gain:+.4f} (95 % paired bootstrap interval {low:+.4f} to {high:+.4f})")
 
 

@@ -83,7 +83,8 @@ def test_accuracy_interval_matches_the_binomial_spread_and_pairs_narrow_it():
     labels = rng.integers(0, 7, 3000)
     a = np.where(rng.random(3000) < 0.68, labels, (labels + 1) % 7)  # right on about 68 % of the images
     b = a.copy()
-    b[np.flatnonzero(a == labels)[:30]] = (labels[np.flatnonzero(a == labels)[:30]] + 2) % 7  # 30 fewer right
+    lost = np.flatnonzero(a == labels)[:30]
+    b[lost] = (labels[lost] + 2) % 7  # 30 fewer right
     accuracy = np.mean(a == labels)
     low, high = accuracy_interval(labels, a)
     half_width = 1.96 * np.sqrt(accuracy * (1 - accuracy) / 3000)

@@ -33,6 +33,11 @@ class SEBlock(nn.Module):
 MATMUL_CONV_MAX_PIXELS = 9
 
 
+def _output_size(conv: nn.Conv2d, x: torch.Tensor) -> tuple[int, int]:
+    (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
+    return (x.shape[-2] + 2 * ph - kh) // sh + 1, (x.shape[-1] + 2 * pw - kw) // sw + 1
+
+
 def conv2d_by_matmul(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """``conv(x)`` as one matrix product over the gathered kernel taps (im2col by slicing), same up to rounding.
 
@@ -41,9 +46,9 @@ def conv2d_by_matmul(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """
     if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros":
         raise ValueError("conv2d_by_matmul handles plain convolutions only (groups 1, dilation 1, zero padding)")
-    n, c, h, w = x.shape
+    n, c = x.shape[:2]
     (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    oh, ow = _output_size(conv, x)
     padded = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1)
     taps = [
         padded[:, dy : dy + sh * (oh - 1) + 1 : sh, dx : dx + sw * (ow - 1) + 1 : sw]
@@ -58,9 +63,8 @@ def conv2d_by_matmul(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 
 def _conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     if conv.training and x.device.type == "cpu":
-        (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
-        pixels = ((x.shape[-2] + 2 * ph - kh) // sh + 1) * ((x.shape[-1] + 2 * pw - kw) // sw + 1)
-        if pixels <= MATMUL_CONV_MAX_PIXELS:
+        oh, ow = _output_size(conv, x)
+        if oh * ow <= MATMUL_CONV_MAX_PIXELS:
             return conv2d_by_matmul(x, conv)
     return conv(x)
 
