@@ -78,6 +78,7 @@ def test_an_ensemble_given_as_a_member_contributes_each_of_its_networks(members,
     pair = load_model(save_weights(make_ensemble(members, name="pair"), tmp_path / "pair.safetensors"))
     split = ensemble_members(pair)
     assert [m.config.meta["recipe"] for m in split] == ["unit1", "unit2"]
+    assert [m.config.name for m in split] == ["pair[0]", "pair[1]"]  # not the ensemble's own name
     assert [m.config.stem_width for m in split] == [m.config.stem_width for m in members]
     faces = _faces(5, seed=7)
     for part, member in zip(split, members, strict=True):

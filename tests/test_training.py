@@ -115,7 +115,8 @@ def test_ferplus_votes_weight_gives_soft_training_targets_and_hard_validation(fa
     assert row[names.index("happy")] == pytest.approx(0.8) and row[names.index("neutral")] == pytest.approx(0.2)
     assert val is not None and val.soft_labels is None
     data = ImageSetDataModule(train, val, batch_size=4, soft_labels=True)
-    assert len(next(iter(data.train_dataloader()))) == 3  # faces, labels, soft targets
+    faces, labels, targets, index = next(iter(data.train_dataloader()))  # training batches carry their indices
+    assert torch.equal(targets, torch.from_numpy(train.soft_labels)[index]) and len(faces) == len(labels) == 4
     assert len(next(iter(data.val_dataloader()))) == 2
     with pytest.raises(ValueError, match="folder labels"):
         load_training_data(
@@ -245,6 +246,49 @@ def test_ema_warmup_forgets_the_initial_weights_then_decays_at_the_set_rate() ->
         model[0].weight.fill_(3.0)
     late.update_parameters(model)
     assert torch.allclose(late.module[0].weight, 0.5 * before + 0.5 * 3.0)
+
+
+def test_self_distill_mixes_each_images_previous_prediction_into_its_target(tmp_path: Path, faces_dir: Path) -> None:
+    from facexpr.models.registry import get_config
+    from facexpr.training.module import ExpressionModule
+    from facexpr.training.train import train
+
+    torch.manual_seed(0)
+    cfg = {"self_distill": 0.6, "epochs": 4, "label_smoothing": 0.1}
+    config = get_config("resemotenet_w0125_g48").replace(stem_dropout=0.0, head_dropout=0.0).to_dict()
+    module = ExpressionModule(config, cfg, {}, train_size=5)
+    assert [module.self_distill_weight(e) for e in range(4)] == pytest.approx([0.0, 0.2, 0.4, 0.6])
+    assert torch.equal(module.previous_predictions, torch.full((5, 7), 1 / 7))
+    labels, index = torch.tensor([3, 0]), torch.tensor([4, 1])
+    batch = (torch.rand(2, 1, 48, 48) * 255, labels, torch.nn.functional.one_hot(labels, 7).float(), index)
+    module.previous_predictions[4] = torch.tensor([0.0, 0, 0, 0, 1, 0, 0])
+    module.train()
+    module.training_step(batch, 0)  # epoch 0: weight 0, so the targets were the smoothed labels
+    probs = module.model(batch[0]).softmax(1)  # no dropout, no optimiser step: the step's own forward pass again
+    assert torch.allclose(module.previous_predictions[index], probs, atol=1e-5)  # overwritten with this step's softmax
+    assert torch.equal(module.previous_predictions[[0, 2, 3]], torch.full((3, 7), 1 / 7))  # others untouched
+    module.self_distill_weight = lambda epoch: 0.5  # type: ignore[method-assign]
+    smoothed = batch[2] * 0.9 + 0.1 / 7
+    torch.testing.assert_close(module._targets(batch), 0.5 * smoothed + 0.5 * probs.detach(), atol=1e-5, rtol=0)
+
+    with pytest.raises(ValueError, match="self_distill excludes train.mixup"):
+        ExpressionModule(config, {**cfg, "mixup": 0.2}, {}, train_size=5)
+    with pytest.raises(ValueError, match="self_distill must be in"):
+        ExpressionModule(config, {"self_distill": 1.0}, {}, train_size=5)
+
+    torch.set_num_threads(1)
+    overrides = [*TINY, f"data.root={faces_dir}", "train.epochs=2", "train.self_distill=0.5", "train.precision=32-true"]
+    summary = train(None, overrides, out_dir=tmp_path, run_name="pskd", progress=False)
+    state = torch.load(Path(summary["best_checkpoint"]), map_location="cpu", weights_only=True)["state_dict"]
+    stored = state["previous_predictions"]
+    n_train = sum(1 for p in (faces_dir / "train").rglob("*") if p.is_file())
+    assert stored.shape == (n_train, 7)
+    torch.testing.assert_close(stored.sum(1), torch.ones(n_train))
+    seen = (stored - 1 / 7).abs().amax(1) > 1e-4
+    assert seen.sum() >= n_train - n_train % 8  # every image of a full batch got its own prediction
+    assert (run := tmp_path / "pskd" / "model.safetensors").is_file() and load_model(run).config.num_classes == 7
+    with pytest.raises(ValueError, match="train on one device"):
+        train(None, overrides, out_dir=tmp_path, run_name="pskd2", progress=False, devices=2, accelerator="cpu")
 
 
 def test_bf16_mixed_training_keeps_float32_weights(tmp_path: Path, faces_dir: Path) -> None:

@@ -77,13 +77,19 @@ class ExpressionClassifier(nn.Module):
 
 
 def ensemble_members(model: ExpressionClassifier) -> list[ExpressionClassifier]:
-    """The single networks of ``model`` as classifiers (sharing its weights): itself when it is not an ensemble."""
+    """The single networks of ``model`` as classifiers named ``<ensemble name>[i]`` (sharing its weights).
+
+    A model that is not an ensemble is returned as is.
+    """
     if not model.config.members:
         return [model]
     metas = model.config.meta.get("members") or [{} for _ in model.config.members]
+    name = model.config.name
     return [
-        ExpressionClassifier(model.config.replace(members=(), meta=dict(meta), **member), net=net).train(model.training)
-        for member, meta, net in zip(model.config.members, metas, model.net.members, strict=True)
+        ExpressionClassifier(
+            model.config.replace(name=f"{name}[{i}]", members=(), meta=dict(meta), **member), net=net
+        ).train(model.training)
+        for i, (member, meta, net) in enumerate(zip(model.config.members, metas, model.net.members, strict=True))
     ]
 
 

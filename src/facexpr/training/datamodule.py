@@ -13,12 +13,17 @@ from facexpr.data.datasets import ImageSet
 
 
 class TensorSplit(Dataset):
-    """Returns whole batches through ``__getitems__`` (one gather instead of N tensor copies)."""
+    """Returns whole batches through ``__getitems__`` (one gather instead of N tensor copies).
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, soft: np.ndarray | None = None) -> None:
+    Validation batches are ``(faces, labels)``. Training batches (``targets`` given: one row of class probabilities
+    per image, one-hot or soft) are ``(faces, labels, targets, indices)``; the indices into the split let the training
+    step keep per-image state across epochs (``train.self_distill``).
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, targets: np.ndarray | None = None) -> None:
         self.images = torch.from_numpy(np.ascontiguousarray(images))
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-        self.soft = None if soft is None else torch.from_numpy(np.asarray(soft, dtype=np.float32))
+        self.targets = None if targets is None else torch.from_numpy(np.asarray(targets, dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -29,7 +34,7 @@ class TensorSplit(Dataset):
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
         idx = torch.as_tensor(indices, dtype=torch.long)
         batch = (self.images[idx].unsqueeze(1), self.labels[idx])
-        return batch if self.soft is None else (*batch, self.soft[idx])
+        return batch if self.targets is None else (*batch, self.targets[idx], idx)
 
 
 def _as_batch(batch: Any) -> Any:
@@ -56,14 +61,17 @@ class ImageSetDataModule(L.LightningDataModule):
         if sampler not in ("random", "balanced"):
             raise ValueError(f"unknown sampler {sampler!r} (random, balanced)")
 
-    def _split(self, data: ImageSet, *, soft_labels: bool) -> TensorSplit:
-        soft = data.soft_labels if soft_labels else None
-        if soft_labels and soft is None:
+    def _training_split(self) -> TensorSplit:
+        data = self.train_set
+        targets = data.soft_labels if self.soft_labels else None
+        if self.soft_labels and targets is None:
             raise ValueError("soft_labels needs FER+ vote targets (data.labels: ferplus)")
-        return TensorSplit(data.images, data.labels, soft)
+        if targets is None:
+            targets = np.eye(len(data.class_names), dtype=np.float32)[data.labels]
+        return TensorSplit(data.images, data.labels, targets)
 
     def train_dataloader(self) -> DataLoader:
-        split = self._split(self.train_set, soft_labels=self.soft_labels)
+        split = self._training_split()
         if self.sampler == "balanced":
             counts = np.bincount(self.train_set.labels, minlength=len(self.train_set.class_names))
             weights = 1.0 / np.maximum(counts[self.train_set.labels], 1)
@@ -74,5 +82,5 @@ class ImageSetDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         if self.val_set is None:
             return []  # type: ignore[return-value]
-        split = self._split(self.val_set, soft_labels=False)  # validation scores the hard labels
+        split = TensorSplit(self.val_set.images, self.val_set.labels)  # validation scores the hard labels
         return DataLoader(split, batch_size=self.eval_batch_size, collate_fn=_as_batch)

@@ -53,6 +53,7 @@ class ExpressionModule(L.LightningModule):
         train: dict[str, Any],
         augment: dict[str, Any],
         class_weights: list[float] | None = None,
+        train_size: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -67,6 +68,16 @@ class ExpressionModule(L.LightningModule):
             self.ema = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(decay), use_buffers=True)
             self.ema.requires_grad_(False)
         self.train_cfg = train
+        self.self_distill = float(train.get("self_distill") or 0.0)
+        if not 0.0 <= self.self_distill < 1.0:
+            raise ValueError(f"train.self_distill must be in [0, 1), got {self.self_distill}")
+        if self.self_distill and float(train.get("mixup") or 0.0) > 0:
+            raise ValueError("train.self_distill excludes train.mixup (a mixed face has no prediction of its own)")
+        if self.self_distill and train_size < 1:
+            raise ValueError("train.self_distill needs the training set size")
+        # Each training image's softmax from its last training step (uniform before the first), in the checkpoint.
+        previous = torch.full((train_size, config.num_classes), 1.0 / config.num_classes) if self.self_distill else None
+        self.register_buffer("previous_predictions", previous, persistent=True)
         self.augment_cfg = _augment_config(augment)
         n = config.num_classes
         weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
@@ -99,13 +110,21 @@ class ExpressionModule(L.LightningModule):
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         return self.model(faces)
 
+    def self_distill_weight(self, epoch: int) -> float:
+        """Weight of the previous predictions in epoch ``epoch``'s targets: from 0 to ``train.self_distill``."""
+        epochs = int(self.train_cfg.get("epochs") or 1)
+        return self.self_distill * min(1.0, epoch / max(1, epochs - 1))
+
     def _targets(self, batch: Any) -> torch.Tensor:
-        """Class-probability targets (one-hot or soft), with label smoothing applied."""
+        """Class-probability targets: the batch's (one-hot or soft), label smoothing, then self-distillation."""
         n = self.model.config.num_classes
         targets = batch[2] if len(batch) > 2 else F.one_hot(batch[1], n).float()
         smoothing = float(self.train_cfg.get("label_smoothing", 0.0))
         if smoothing:
             targets = targets * (1 - smoothing) + smoothing / n
+        if self.previous_predictions is not None:
+            weight = self.self_distill_weight(self.current_epoch)
+            targets = (1 - weight) * targets + weight * self.previous_predictions[batch[3]]
         return targets
 
     def _loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -126,6 +145,8 @@ class ExpressionModule(L.LightningModule):
             targets = lam * targets + (1 - lam) * targets[perm]
         logits = self(faces)
         loss = self._loss(logits, targets)
+        if self.previous_predictions is not None:
+            self.previous_predictions[batch[3]] = logits.detach().float().softmax(1)
         self.train_acc(logits.detach(), labels)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)

@@ -43,6 +43,10 @@ DEFAULT_RECIPE: dict[str, Any] = {
         # Per-step exponential moving average of the weights (e.g. 0.999): validated, checkpointed and saved in
         # place of the raw weights; 0 disables.
         "ema_decay": 0.0,
+        # Progressive self-knowledge distillation (PS-KD, Kim et al., ICCV 2021): each training target becomes
+        # (1 - a) x its label + a x the network's own softmax for that image at its previous epoch, with a ramping
+        # linearly from 0 at the first epoch to this value at the last; 0 disables. Single process only.
+        "self_distill": 0.0,
         "class_weighting": "none",  # none | balanced (loss weights)
         "sampler": "random",  # random | balanced
         "patience": 0,  # early stopping on val accuracy; 0 disables

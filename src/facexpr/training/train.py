@@ -137,7 +137,10 @@ def train(
         weights = balanced_class_weights(train_set.labels, len(train_set.class_names))
     elif tcfg["class_weighting"] != "none":
         raise ValueError(f"unknown class_weighting {tcfg['class_weighting']!r} (none, balanced)")
-    module = ExpressionModule(model_config.to_dict(), tcfg, recipe["augment"], weights)
+    distributed = devices > 1 or num_nodes > 1
+    if distributed and float(tcfg.get("self_distill") or 0.0):
+        raise ValueError("train.self_distill keeps per-image predictions in one process: train on one device")
+    module = ExpressionModule(model_config.to_dict(), tcfg, recipe["augment"], weights, train_size=len(train_set))
     datamodule = ImageSetDataModule(
         train_set,
         val_set,
@@ -165,7 +168,6 @@ def train(
         callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=int(tcfg["patience"])))
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=20))
-    distributed = devices > 1 or num_nodes > 1
     trainer = L.Trainer(
         default_root_dir=run_dir,
         max_epochs=int(tcfg["epochs"]),
