@@ -116,9 +116,10 @@ class ExpressionModule(L.LightningModule):
         return self.self_distill * min(1.0, epoch / max(1, epochs - 1))
 
     def _targets(self, batch: Any) -> torch.Tensor:
-        """Class-probability targets: the batch's (one-hot or soft), label smoothing, then self-distillation."""
+        """Class-probability targets: the batch's (one-hot or soft, see ``TensorSplit``), label smoothing, then
+        self-distillation."""
         n = self.model.config.num_classes
-        targets = batch[2] if len(batch) > 2 else F.one_hot(batch[1], n).float()
+        targets = batch[2]
         smoothing = float(self.train_cfg.get("label_smoothing", 0.0))
         if smoothing:
             targets = targets * (1 - smoothing) + smoothing / n
