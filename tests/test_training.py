@@ -388,3 +388,36 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path: Path, faces_dir: Path) -> Non
     # 56 train images, batch 8 per process, 2 processes: 3 steps each (drop_last over 28 per rank).
     assert {i["steps"] for i in infos} == {3}
     assert (tmp_path / "ddp" / "model.safetensors").is_file()
+
+
+def test_compare_runs_script_pairs_two_runs_epoch_by_epoch(tmp_path: Path) -> None:
+    header = "epoch,lr-SGD/pg1,step,train/acc,val/acc\n"
+
+    def write_run(folder: Path, accuracies: list[float]) -> None:
+        (folder / "logs").mkdir(parents=True)
+        rows = [",0.1,0,,\n"]  # Lightning's sparse rows: a learning-rate row without an epoch
+        for epoch, accuracy in enumerate(accuracies):
+            rows.append(f"{epoch},,{epoch},0.5,\n{epoch},,{epoch},,{accuracy}\n")
+        (folder / "logs" / "metrics.csv").write_text(header + "".join(rows))
+
+    write_run(tmp_path / "run", [0.30, 0.50, 0.60, 0.62, 0.61])
+    write_run(tmp_path / "base", [0.30, 0.40, 0.55, 0.63, 0.64])
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_runs.py"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, str(script), str(tmp_path / "run"), *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+    done = run(str(tmp_path / "base" / "logs" / "metrics.csv"), "--epochs", "1-2", "--last", "2", "--reach", "0.6")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "run: best val/acc 62.00 % at epoch 3 of 5 logged",
+        "baseline: best val/acc 64.00 % at epoch 4 of 5 logged",
+        "epochs 1-2: run - baseline mean +7.50 points (from +5.00 to +10.00)",
+        "epochs 3-4: run - baseline mean -2.00 points (from -3.00 to -1.00)",
+        "first epoch at val/acc >= 0.6: run 2, baseline 3",
+    ]
+    missing = run(str(tmp_path / "nowhere"))
+    assert missing.returncode != 0 and "nowhere: no metrics CSV" in missing.stderr
+    no_metric = run(str(tmp_path / "base"), "--metric", "val/macro_f1")
+    assert no_metric.returncode != 0 and "no 'val/macro_f1' column" in no_metric.stderr
