@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -246,6 +247,54 @@ def test_ema_warmup_forgets_the_initial_weights_then_decays_at_the_set_rate() ->
         model[0].weight.fill_(3.0)
     late.update_parameters(model)
     assert torch.allclose(late.module[0].weight, 0.5 * before + 0.5 * 3.0)
+
+
+def test_teacher_probabilities_are_mixed_into_the_training_targets(faces_dir: Path, tmp_path: Path) -> None:
+    from facexpr.evaluation.evaluate import predict_proba
+    from facexpr.models import ExpressionClassifier, make_ensemble, save_weights
+    from facexpr.models.registry import get_config
+    from facexpr.training.train import load_training_data, train
+
+    def network(seed: int, **overrides) -> ExpressionClassifier:
+        torch.manual_seed(seed)
+        model = ExpressionClassifier(get_config("resemotenet_w0125_g48", **overrides)).eval()
+        with torch.no_grad():  # a random network answers almost the same for every face: make it opinionated
+            model.net.fc4.weight.mul_(20)
+        return model
+
+    plain = load_training_data(load_recipe(None, [f"data.root={faces_dir}"]), 48)[0]
+    reordered = tuple(reversed(plain.class_names))  # a teacher's columns are matched by class name, not position
+    first = network(1, class_names=reordered)
+    second, third = network(2), network(3)
+    pair = make_ensemble([second, third])  # an ensemble file teaches as its two networks
+    teachers = [save_weights(first, tmp_path / "a.safetensors"), save_weights(pair, tmp_path / "pair.safetensors")]
+    recipe = load_recipe(None, [f"data.root={faces_dir}", f"data.teacher={[str(t) for t in teachers]}"])
+    recipe["data"]["teacher_weight"] = 0.3
+    taught = load_training_data(recipe, 48)[0]
+
+    order = [reordered.index(name) for name in plain.class_names]
+    members = [predict_proba(first, plain.images)[:, order]] + [predict_proba(m, plain.images) for m in (second, third)]
+    expected = 0.7 * np.eye(7)[plain.labels] + 0.3 * np.mean(members, axis=0)
+    np.testing.assert_allclose(taught.soft_labels, expected, atol=1e-5)
+    assert np.abs(np.diff(members, axis=0)).max() > 0.1  # the three teachers differ, so the mean is not any one
+    np.testing.assert_array_equal(taught.labels, plain.labels)
+
+    def refused(*items: str, match: str) -> None:
+        with pytest.raises(ValueError, match=match):
+            load_training_data(load_recipe(None, [f"data.root={faces_dir}", *items]), 48)
+
+    refused("data.teacher_weight=0.3", match="set both or neither")
+    refused(f"data.teacher={teachers[0]}", match="set both or neither")
+    refused(f"data.teacher={teachers[0]}", "data.teacher_weight=1.5", match="must be in")
+    big = save_weights(network(4, input_size=64), tmp_path / "big.safetensors")
+    refused(f"data.teacher={big}", "data.teacher_weight=0.3", match="big.safetensors: teacher input size 64")
+    odd = save_weights(network(5, class_names=(*plain.class_names[:6], "contempt")), tmp_path / "odd.safetensors")
+    refused(f"data.teacher={odd}", "data.teacher_weight=0.3", match="odd.safetensors: teacher classes")
+
+    torch.set_num_threads(1)
+    overrides = [*TINY, f"data.root={faces_dir}", "train.epochs=1", f"data.teacher={teachers[0]}"]
+    summary = train(None, [*overrides, "data.teacher_weight=0.5"], out_dir=tmp_path, run_name="kd", progress=False)
+    assert load_model(summary["weights"]).config.meta["overrides"][-1] == "data.teacher_weight=0.5"
 
 
 def test_self_distill_mixes_each_images_previous_prediction_into_its_target(tmp_path: Path, faces_dir: Path) -> None:

@@ -25,6 +25,10 @@ DEFAULT_RECIPE: dict[str, Any] = {
         "soft_labels": False,  # FER+ only: train on the vote distribution
         # folder labels: mix the FER+ crowd's vote distribution (root/ferplus_votes.csv) into each training target
         "ferplus_votes_weight": 0.0,
+        # Offline distillation: weight files or shipped model names whose mean probabilities on each training face
+        # are mixed into its target with teacher_weight (facexpr.training.distill); both or neither.
+        "teacher": [],
+        "teacher_weight": 0.0,
     },
     "train": {
         "epochs": 30,

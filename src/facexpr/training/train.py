@@ -21,6 +21,7 @@ from facexpr.data.datasets import ImageSet, load_split, mix_ferplus_votes
 from facexpr.models.weights import save_weights
 from facexpr.training.checkpoint_io import AtomicCheckpointIO
 from facexpr.training.datamodule import ImageSetDataModule
+from facexpr.training.distill import mix_teacher_predictions, teacher_probabilities
 from facexpr.training.module import ExpressionModule
 from facexpr.training.plots import plot_curves
 from facexpr.training.recipe import dump_recipe, load_recipe, model_config_for
@@ -50,6 +51,14 @@ def load_training_data(recipe: dict[str, Any], input_size: int) -> tuple[ImageSe
     train = load_split(data["root"], data["train_split"], input_size, labels=data["labels"])
     if weight > 0:
         train = mix_ferplus_votes(train, Path(data["root"]) / "ferplus_votes.csv", weight)
+    teachers = data.get("teacher") or []
+    teachers = [teachers] if isinstance(teachers, str) else list(teachers)
+    teacher_weight = float(data.get("teacher_weight") or 0.0)
+    if bool(teachers) != (teacher_weight > 0):
+        raise ValueError("data.teacher and data.teacher_weight go together: set both or neither")
+    if teachers:
+        probabilities = teacher_probabilities(teachers, train, input_size)
+        train = mix_teacher_predictions(train, probabilities, teacher_weight)
     val = None
     if data.get("val_split"):
         val = load_split(
