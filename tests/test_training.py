@@ -420,6 +420,10 @@ def test_sigkill_mid_epoch_then_resume_continues_from_last_checkpoint(tmp_path: 
     # the overrides of the first start survive the resume into the weights' metadata
     meta = load_model(tmp_path / "killed" / "model.safetensors").config.meta
     assert meta["overrides"] == [*TINY, f"data.root={faces_dir}", "train.epochs=6", "train.ema_decay=0.9"]
+    # the per-epoch log keeps the epochs before the kill (Lightning's CSV writer would start it afresh)
+    from facexpr.training.plots import read_epoch_metrics
+
+    assert sorted(read_epoch_metrics(metrics)["val/acc"]) == list(range(6))
 
 
 @pytest.mark.slow

@@ -15,13 +15,13 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger
 
 from facexpr.data.datasets import ImageSet, load_split, mix_ferplus_votes
 from facexpr.models.weights import save_weights
 from facexpr.training.checkpoint_io import AtomicCheckpointIO
 from facexpr.training.datamodule import ImageSetDataModule
 from facexpr.training.distill import mix_teacher_predictions, teacher_probabilities
+from facexpr.training.metrics_log import RunCSVLogger
 from facexpr.training.module import ExpressionModule
 from facexpr.training.plots import plot_curves
 from facexpr.training.recipe import dump_recipe, load_recipe, model_config_for
@@ -108,6 +108,10 @@ def _resolve_resume(resume: str | os.PathLike) -> tuple[Path, Path]:
     return run_dir, ckpt
 
 
+def _checkpoint_step(ckpt_path: Path) -> int:
+    return int(torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+
+
 def train(
     recipe_path: str | os.PathLike | None = None,
     overrides: list[str] | tuple[str, ...] = (),
@@ -187,7 +191,7 @@ def train(
         strategy="ddp" if distributed else "auto",
         precision=tcfg["precision"],
         callbacks=callbacks,
-        logger=CSVLogger(run_dir, name="", version="logs"),
+        logger=RunCSVLogger(run_dir, resume_step=None if ckpt_path is None else _checkpoint_step(ckpt_path)),
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress,
         enable_model_summary=False,
