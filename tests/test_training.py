@@ -278,6 +278,13 @@ def test_teacher_probabilities_are_mixed_into_the_training_targets(faces_dir: Pa
     np.testing.assert_allclose(taught.soft_labels, expected, atol=1e-5)
     assert np.abs(np.diff(members, axis=0)).max() > 0.1  # the three teachers differ, so the mean is not any one
     np.testing.assert_array_equal(taught.labels, plain.labels)
+    run_dir = tmp_path / "cached"
+    run_dir.mkdir()
+    first_start = load_training_data(recipe, 48, run_dir)[0]
+    np.testing.assert_allclose(first_start.soft_labels, expected, atol=1e-5)
+    np.save(run_dir / "teacher_probabilities.npy", np.full((len(plain), 7), 1 / 7, dtype=np.float32))
+    resumed = load_training_data(recipe, 48, run_dir)[0]  # a resume reads the run's stored probabilities
+    np.testing.assert_allclose(resumed.soft_labels, 0.7 * np.eye(7)[plain.labels] + 0.3 / 7, atol=1e-6)
 
     def refused(*items: str, match: str) -> None:
         with pytest.raises(ValueError, match=match):

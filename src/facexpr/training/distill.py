@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -20,8 +21,36 @@ from facexpr.models import load_networks
 log = logging.getLogger(__name__)
 
 
-def teacher_probabilities(sources: Sequence[str | os.PathLike], data: ImageSet, input_size: int) -> np.ndarray:
-    """N x C mean probabilities of the networks in ``sources`` (ensembles split) over ``data``'s faces and classes."""
+def teacher_probabilities(
+    sources: Sequence[str | os.PathLike], data: ImageSet, input_size: int, cache: str | os.PathLike | None = None
+) -> np.ndarray:
+    """N x C mean probabilities of the networks in ``sources`` (ensembles split) over ``data``'s faces and classes.
+
+    With ``cache`` (the run's file), a resumed run reads what its first start computed instead of running the
+    teachers again.
+    """
+    if cache is not None and Path(cache).is_file():
+        stored = np.load(cache)
+        if stored.shape == (len(data), len(data.class_names)):
+            log.info("teacher probabilities from %s", cache)
+            return stored
+        log.warning(
+            "%s holds %s probabilities, not %d x %d: computing them again",
+            cache,
+            stored.shape,
+            len(data),
+            len(data.class_names),
+        )
+    probabilities = _mean_probabilities(sources, data, input_size)
+    if cache is not None:
+        partial = Path(cache).with_suffix(".partial.npy")
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        np.save(partial, probabilities)
+        partial.replace(cache)
+    return probabilities
+
+
+def _mean_probabilities(sources: Sequence[str | os.PathLike], data: ImageSet, input_size: int) -> np.ndarray:
     networks = load_networks(sources)
     total = np.zeros((len(data), len(data.class_names)), dtype=np.float64)
     for label, model in networks:

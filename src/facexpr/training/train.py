@@ -43,7 +43,9 @@ def git_commit() -> dict[str, Any]:
         return {"commit": None, "dirty": None}
 
 
-def load_training_data(recipe: dict[str, Any], input_size: int) -> tuple[ImageSet, ImageSet | None]:
+def load_training_data(
+    recipe: dict[str, Any], input_size: int, run_dir: Path | None = None
+) -> tuple[ImageSet, ImageSet | None]:
     data = recipe["data"]
     weight = float(data.get("ferplus_votes_weight") or 0.0)
     if weight > 0 and data["labels"] != "folder":
@@ -57,7 +59,8 @@ def load_training_data(recipe: dict[str, Any], input_size: int) -> tuple[ImageSe
     if bool(teachers) != (teacher_weight > 0):
         raise ValueError("data.teacher and data.teacher_weight go together: set both or neither")
     if teachers:
-        probabilities = teacher_probabilities(teachers, train, input_size)
+        cache = None if run_dir is None else run_dir / "teacher_probabilities.npy"
+        probabilities = teacher_probabilities(teachers, train, input_size, cache)
         train = mix_teacher_predictions(train, probabilities, teacher_weight)
     val = None
     if data.get("val_split"):
@@ -143,7 +146,7 @@ def train(
     L.seed_everything(int(tcfg["seed"]), workers=True, verbose=False)
 
     base = model_config_for(recipe)
-    train_set, val_set = load_training_data(recipe, base.input_size)
+    train_set, val_set = load_training_data(recipe, base.input_size, run_dir)
     model_config = base.replace(class_names=train_set.class_names, meta={"recipe": recipe["name"]})
     weights = None
     if tcfg["class_weighting"] == "balanced":
