@@ -300,7 +300,10 @@ def test_teacher_probabilities_are_mixed_into_the_training_targets(faces_dir: Pa
 
     torch.set_num_threads(1)
     overrides = [*TINY, f"data.root={faces_dir}", "train.epochs=1", f"data.teacher={teachers[0]}"]
+    (tmp_path / "kd").mkdir()  # a fresh start into an old folder does not reuse the probabilities stored there
+    np.save(tmp_path / "kd" / "teacher_probabilities.npy", np.full((len(plain), 7), 1 / 7, dtype=np.float32))
     summary = train(None, [*overrides, "data.teacher_weight=0.5"], out_dir=tmp_path, run_name="kd", progress=False)
+    np.testing.assert_allclose(np.load(tmp_path / "kd" / "teacher_probabilities.npy"), members[0], atol=1e-5)
     assert load_model(summary["weights"]).config.meta["overrides"][-1] == "data.teacher_weight=0.5"
 
 

@@ -20,6 +20,8 @@ from facexpr.models import load_networks
 
 log = logging.getLogger(__name__)
 
+TEACHER_PROBABILITIES_FILE = "teacher_probabilities.npy"  # in the run folder
+
 
 def teacher_probabilities(
     sources: Sequence[str | os.PathLike], data: ImageSet, input_size: int, cache: str | os.PathLike | None = None

@@ -20,7 +20,7 @@ from facexpr.data.datasets import ImageSet, load_split, mix_ferplus_votes
 from facexpr.models.weights import save_weights
 from facexpr.training.checkpoint_io import AtomicCheckpointIO
 from facexpr.training.datamodule import ImageSetDataModule
-from facexpr.training.distill import mix_teacher_predictions, teacher_probabilities
+from facexpr.training.distill import TEACHER_PROBABILITIES_FILE, mix_teacher_predictions, teacher_probabilities
 from facexpr.training.metrics_log import RunCSVLogger
 from facexpr.training.module import ExpressionModule
 from facexpr.training.plots import plot_curves
@@ -59,7 +59,7 @@ def load_training_data(
     if bool(teachers) != (teacher_weight > 0):
         raise ValueError("data.teacher and data.teacher_weight go together: set both or neither")
     if teachers:
-        cache = None if run_dir is None else run_dir / "teacher_probabilities.npy"
+        cache = None if run_dir is None else run_dir / TEACHER_PROBABILITIES_FILE
         probabilities = teacher_probabilities(teachers, train, input_size, cache)
         train = mix_teacher_predictions(train, probabilities, teacher_weight)
     val = None
@@ -145,6 +145,8 @@ def train(
         tcfg["precision"] = resolve_precision(tcfg["precision"], accelerator)
     L.seed_everything(int(tcfg["seed"]), workers=True, verbose=False)
 
+    if ckpt_path is None:  # only a resume may reuse the teachers' answers stored in its folder
+        (run_dir / TEACHER_PROBABILITIES_FILE).unlink(missing_ok=True)
     base = model_config_for(recipe)
     train_set, val_set = load_training_data(recipe, base.input_size, run_dir)
     model_config = base.replace(class_names=train_set.class_names, meta={"recipe": recipe["name"]})
