@@ -283,7 +283,7 @@ def test_teacher_probabilities_are_mixed_into_the_training_targets(faces_dir: Pa
     first_start = load_training_data(recipe, 48, run_dir)[0]
     np.testing.assert_allclose(first_start.soft_labels, expected, atol=1e-5)
     np.save(run_dir / "teacher_probabilities.npy", np.full((len(plain), 7), 1 / 7, dtype=np.float32))
-    resumed = load_training_data(recipe, 48, run_dir)[0]  # a resume reads the run's stored probabilities
+    resumed = load_training_data(recipe, 48, run_dir, resume=True)[0]  # a resume reads the run's stored probabilities
     np.testing.assert_allclose(resumed.soft_labels, 0.7 * np.eye(7)[plain.labels] + 0.3 / 7, atol=1e-6)
 
     def refused(*items: str, match: str) -> None:

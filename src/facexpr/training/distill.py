@@ -24,14 +24,18 @@ TEACHER_PROBABILITIES_FILE = "teacher_probabilities.npy"  # in the run folder
 
 
 def teacher_probabilities(
-    sources: Sequence[str | os.PathLike], data: ImageSet, input_size: int, cache: str | os.PathLike | None = None
+    sources: Sequence[str | os.PathLike],
+    data: ImageSet,
+    input_size: int,
+    cache: str | os.PathLike | None = None,
+    reuse: bool = False,
 ) -> np.ndarray:
     """N x C mean probabilities of the networks in ``sources`` (ensembles split) over ``data``'s faces and classes.
 
-    With ``cache`` (the run's file), a resumed run reads what its first start computed instead of running the
-    teachers again.
+    They are written to ``cache`` (the run's file); with ``reuse`` (a resumed run) that file is read instead of
+    running the teachers again. A fresh start never reuses it: an old folder may hold other teachers' answers.
     """
-    if cache is not None and Path(cache).is_file():
+    if reuse and cache is not None and Path(cache).is_file():
         stored = np.load(cache)
         if stored.shape == (len(data), len(data.class_names)):
             log.info("teacher probabilities from %s", cache)

@@ -44,7 +44,7 @@ def git_commit() -> dict[str, Any]:
 
 
 def load_training_data(
-    recipe: dict[str, Any], input_size: int, run_dir: Path | None = None
+    recipe: dict[str, Any], input_size: int, run_dir: Path | None = None, resume: bool = False
 ) -> tuple[ImageSet, ImageSet | None]:
     data = recipe["data"]
     weight = float(data.get("ferplus_votes_weight") or 0.0)
@@ -60,7 +60,7 @@ def load_training_data(
         raise ValueError("data.teacher and data.teacher_weight go together: set both or neither")
     if teachers:
         cache = None if run_dir is None else run_dir / TEACHER_PROBABILITIES_FILE
-        probabilities = teacher_probabilities(teachers, train, input_size, cache)
+        probabilities = teacher_probabilities(teachers, train, input_size, cache, reuse=resume)
         train = mix_teacher_predictions(train, probabilities, teacher_weight)
     val = None
     if data.get("val_split"):
@@ -145,10 +145,8 @@ def train(
         tcfg["precision"] = resolve_precision(tcfg["precision"], accelerator)
     L.seed_everything(int(tcfg["seed"]), workers=True, verbose=False)
 
-    if ckpt_path is None:  # only a resume may reuse the teachers' answers stored in its folder
-        (run_dir / TEACHER_PROBABILITIES_FILE).unlink(missing_ok=True)
     base = model_config_for(recipe)
-    train_set, val_set = load_training_data(recipe, base.input_size, run_dir)
+    train_set, val_set = load_training_data(recipe, base.input_size, run_dir, resume=ckpt_path is not None)
     model_config = base.replace(class_names=train_set.class_names, meta={"recipe": recipe["name"]})
     weights = None
     if tcfg["class_weighting"] == "balanced":
