@@ -1,4 +1,5 @@
-"""Checkpoints written atomically: a kill mid-write leaves the previous file intact."""
+"""The checkpoints a run resumes from: written atomically (a kill mid-write leaves the previous file intact) and
+never at a point from which Lightning would resume past a validation that has not run."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
@@ -24,3 +27,38 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None) -> Any:
         # Resuming reads the run's own checkpoints; they hold only tensors and plain containers.
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+
+
+class ResumeCheckpoint(Callback):
+    """Writes ``path`` for ``--resume`` every ``every_n_steps`` training steps (0: once per epoch).
+
+    A save due on an epoch's last batch waits until that epoch's validation has run (or the epoch has ended, where
+    none runs): Lightning resumes a checkpoint taken on the last batch as if the epoch's validation had run, so a
+    kill between the two would leave that epoch unvalidated, missing from the log and from the choice of best.
+    """
+
+    def __init__(self, path: str | os.PathLike, every_n_steps: int = 0) -> None:
+        if every_n_steps < 0:
+            raise ValueError(f"every_n_steps must be 0 or more, got {every_n_steps}")
+        self.path = Path(path)
+        self.every_n_steps = every_n_steps
+        self._due_after_epoch = False
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        on_step = self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            self._due_after_epoch = on_step or self.every_n_steps == 0
+        elif on_step:
+            trainer.save_checkpoint(self.path)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._save_if_due(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save_if_due(trainer)
+
+    def _save_if_due(self, trainer: L.Trainer) -> None:
+        if self._due_after_epoch:
+            self._due_after_epoch = False
+            trainer.save_checkpoint(self.path)

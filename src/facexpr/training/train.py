@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, Mode
 
 from facexpr.data.datasets import ImageSet, load_split, mix_ferplus_votes
 from facexpr.models.weights import save_weights
-from facexpr.training.checkpoint_io import AtomicCheckpointIO
+from facexpr.training.checkpoint_io import AtomicCheckpointIO, ResumeCheckpoint
 from facexpr.training.datamodule import ImageSetDataModule
 from facexpr.training.distill import TEACHER_PROBABILITIES_FILE, mix_teacher_predictions, teacher_probabilities
 from facexpr.training.metrics_log import RunCSVLogger
@@ -170,15 +170,7 @@ def train(
     best_cb = ModelCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1, enable_version_counter=False
     )
-    every = int(tcfg.get("ckpt_every_n_steps") or 0)
-    last_cb = ModelCheckpoint(
-        dirpath=ckpt_dir,
-        filename="last",
-        save_top_k=0,
-        save_last=True,
-        every_n_train_steps=every or None,
-        enable_version_counter=False,
-    )
+    last_cb = ResumeCheckpoint(ckpt_dir / "last.ckpt", every_n_steps=int(tcfg.get("ckpt_every_n_steps") or 0))
     callbacks: list[Any] = [best_cb, last_cb, LearningRateMonitor(logging_interval="epoch")]
     if int(tcfg.get("patience") or 0) > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=int(tcfg["patience"])))
