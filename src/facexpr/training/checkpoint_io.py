@@ -30,11 +30,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class ResumeCheckpoint(Callback):
-    """Writes ``path`` for ``--resume`` every ``every_n_steps`` training steps (0: once per epoch).
+    """Writes ``path`` for ``--resume`` every ``every_n_steps`` training steps (0: never mid-epoch) and at each
+    epoch's end, after its validation, so a finished run's file is its final state (to extend it with more epochs).
 
-    A save due on an epoch's last batch waits until that epoch's validation has run (or the epoch has ended, where
-    none runs): Lightning resumes a checkpoint taken on the last batch as if the epoch's validation had run, so a
-    kill between the two would leave that epoch unvalidated, missing from the log and from the choice of best.
+    Nothing is saved on an epoch's last batch before that validation: Lightning resumes a checkpoint taken there as
+    if the epoch's validation had run, so a kill between the two would leave that epoch unvalidated, missing from
+    the log and from the choice of best.
     """
 
     def __init__(self, path: str | os.PathLike, every_n_steps: int = 0) -> None:
@@ -45,10 +46,9 @@ class ResumeCheckpoint(Callback):
         self._due_after_epoch = False
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        on_step = self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0
         if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
-            self._due_after_epoch = on_step or self.every_n_steps == 0
-        elif on_step:
+            self._due_after_epoch = True
+        elif self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0:
             trainer.save_checkpoint(self.path)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
