@@ -468,7 +468,7 @@ def test_a_kill_before_an_epochs_validation_resumes_into_that_validation(
     train(resume=run, progress=False)
     assert set(read_epoch_metrics(run / "logs" / "metrics.csv")["val/acc"]) == {0, 1}
     # each epoch's end is saved once its validation has run, so the finished run's file is its final state, even
-    # where the step interval does not divide the epoch; extending the run continues from there
+    # where the step interval does not divide the epoch; a resume with more epochs continues from there
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 2 * steps_per_epoch
     train(resume=run, overrides=["train.ckpt_every_n_steps=5", "train.epochs=3"], progress=False)
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 3 * steps_per_epoch

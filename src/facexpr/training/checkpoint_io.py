@@ -31,7 +31,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 class ResumeCheckpoint(Callback):
     """Writes ``path`` for ``--resume`` every ``every_n_steps`` training steps (0: never mid-epoch) and at each
-    epoch's end, after its validation, so a finished run's file is its final state (to extend it with more epochs).
+    epoch's end, after its validation, so a finished run's file is its final state.
 
     Nothing is saved on an epoch's last batch before that validation: Lightning resumes a checkpoint taken there as
     if the epoch's validation had run, so a kill between the two would leave that epoch unvalidated, missing from
