@@ -475,6 +475,39 @@ def test_a_kill_before_an_epochs_validation_resumes_into_that_validation(
     assert set(read_epoch_metrics(run / "logs" / "metrics.csv")["val/acc"]) == {0, 1, 2}
 
 
+def test_a_moved_run_resumes_with_its_best_score_and_keeps_its_best_checkpoint(
+    tmp_path: Path, faces_dir: Path, monkeypatch
+) -> None:
+    import shutil
+
+    from facexpr.training.module import ExpressionModule
+    from facexpr.training.train import train
+
+    torch.set_num_threads(1)
+    first = train(
+        None, [*TINY, f"data.root={faces_dir}", "train.epochs=2"], out_dir=tmp_path, run_name="run", progress=False
+    )
+    assert first["best_val_acc"] > 0
+    moved = tmp_path / "elsewhere" / "run"
+    shutil.copytree(tmp_path / "run", moved)  # a copy: the original folder and its best.ckpt are still there
+    best_file = moved / "checkpoints" / "best.ckpt"
+    best_epoch = torch.load(best_file, map_location="cpu", weights_only=True)["epoch"]
+
+    validate = ExpressionModule.validation_step
+
+    def every_answer_wrong(self, batch, batch_idx):  # the resumed epoch scores 0 and must not become the best
+        with torch.no_grad():
+            predicted = self.trained_model.with_tta("none")(batch[0]).argmax(1)
+        return validate(self, (batch[0], (predicted + 1) % 7, *batch[2:]), batch_idx)
+
+    monkeypatch.setattr(ExpressionModule, "validation_step", every_answer_wrong)
+    resumed = train(resume=moved, overrides=["train.epochs=3"], progress=False)
+    assert resumed["best_val_acc"] == pytest.approx(first["best_val_acc"])
+    assert Path(resumed["best_checkpoint"]) == best_file
+    assert torch.load(best_file, map_location="cpu", weights_only=True)["epoch"] == best_epoch
+    assert torch.load(moved / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["epoch"] == 2
+
+
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_with_gloo(tmp_path: Path, faces_dir: Path) -> None:
     args = _cli(

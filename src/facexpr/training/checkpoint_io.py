@@ -1,5 +1,6 @@
-"""The checkpoints a run resumes from: written atomically (a kill mid-write leaves the previous file intact) and
-never at a point from which Lightning would resume past a validation that has not run."""
+"""The checkpoints a run resumes from: written atomically (a kill mid-write leaves the previous file intact),
+never at a point from which Lightning would resume past a validation that has not run, and with the best score
+kept when the run folder has moved."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
@@ -27,6 +28,33 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None) -> Any:
         # Resuming reads the run's own checkpoints; they hold only tensors and plain containers.
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose restored state follows the run folder.
+
+    Lightning restores the best score only when the checkpoint folder is the one it was saved from, so a run moved
+    or copied elsewhere resumed with no best score and overwrote ``best.ckpt`` with its next epoch, better or not.
+    Here the saved paths are moved into the current folder (the files keep their names) and the score is kept.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved_dir = state_dict.get("dirpath")
+        if saved_dir and self.dirpath and Path(saved_dir) != Path(self.dirpath):
+
+            def rebased(path: Any) -> Any:
+                if path and Path(path).parent == Path(saved_dir):
+                    return str(Path(self.dirpath) / Path(path).name)
+                return path
+
+            state_dict = {
+                **state_dict,
+                "dirpath": self.dirpath,
+                **{key: rebased(state_dict.get(key)) for key in ("best_model_path", "kth_best_model_path")},
+                "last_model_path": rebased(state_dict.get("last_model_path", "")),
+                "best_k_models": {rebased(path): score for path, score in state_dict.get("best_k_models", {}).items()},
+            }
+        super().load_state_dict(state_dict)
 
 
 class ResumeCheckpoint(Callback):

@@ -14,11 +14,11 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, TQDMProgressBar
 
 from facexpr.data.datasets import ImageSet, load_split, mix_ferplus_votes
 from facexpr.models.weights import save_weights
-from facexpr.training.checkpoint_io import AtomicCheckpointIO, ResumeCheckpoint
+from facexpr.training.checkpoint_io import AtomicCheckpointIO, BestCheckpoint, ResumeCheckpoint
 from facexpr.training.datamodule import ImageSetDataModule
 from facexpr.training.distill import TEACHER_PROBABILITIES_FILE, mix_teacher_predictions, teacher_probabilities
 from facexpr.training.metrics_log import RunCSVLogger
@@ -167,7 +167,7 @@ def train(
 
     ckpt_dir = run_dir / "checkpoints"
     monitor = "val/acc" if val_set is not None else "train/acc"
-    best_cb = ModelCheckpoint(
+    best_cb = BestCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1, enable_version_counter=False
     )
     last_cb = ResumeCheckpoint(ckpt_dir / "last.ckpt", every_n_steps=int(tcfg.get("ckpt_every_n_steps") or 0))
