@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facexpr.files import atomic_write
 from facexpr.labels import FER2013_CSV_ORDER, FERPLUS_CLASSES, UnknownClassError, canonical_class, class_order_for
 from facexpr.preprocessing import ImageError, is_image_file, read_image, resize_square, to_gray
 
@@ -157,10 +158,8 @@ def decode_files(
             log.warning("ignoring unreadable cache file %s", cache_file)
     images, ok, errors = _decode_all(paths, size)
     if use_cache:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(cache_file.stem + f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, images=images, ok=ok, errors=np.array([f"{a}\t{b}" for a, b in errors], dtype=str))
-        os.replace(tmp, cache_file)
+        with atomic_write(cache_file) as handle:
+            np.savez(handle, images=images, ok=ok, errors=np.array([f"{a}\t{b}" for a, b in errors], dtype=str))
     return images, ok, errors
 
 

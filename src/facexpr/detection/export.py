@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from facexpr.config import ModelConfig
+from facexpr.files import atomic_write
 from facexpr.models import ExpressionClassifier
 
 INPUT_NAME = "faces"
@@ -48,12 +49,9 @@ def onnx_bytes(model: ExpressionClassifier, *, opset: int = 17) -> bytes:
 
 def export_onnx(model: ExpressionClassifier, path: str | os.PathLike, *, opset: int = 17) -> Path:
     """Write the model to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(onnx_bytes(model, opset=opset))
-    os.replace(tmp, path)
-    return path
+    with atomic_write(path) as handle:
+        handle.write(onnx_bytes(model, opset=opset))
+    return Path(path)
 
 
 def read_onnx_config(path_or_bytes: str | os.PathLike | bytes) -> ModelConfig:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from facexpr.files import atomic_write
 
 log = logging.getLogger("facexpr")
 
@@ -46,30 +47,24 @@ def sha256_file(path: str | os.PathLike) -> str:
 def download(url: str, destination: str | os.PathLike, sha256: str, *, timeout: float = 30.0) -> Path:
     """Fetch ``url`` to a temporary file next to ``destination``, verify it, then rename it into place."""
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
     log.info("downloading %s -> %s", url, destination)
-    fd, tmp_name = tempfile.mkstemp(prefix=destination.name + ".", suffix=".part", dir=destination.parent)
-    tmp = Path(tmp_name)
     try:
         digest = hashlib.sha256()
         size = 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        with atomic_write(destination) as out, urllib.request.urlopen(url, timeout=timeout) as response:
             while block := response.read(1 << 16):
                 size += len(block)
                 if size > _MAX_DOWNLOAD_BYTES:
                     raise ModelFileError(f"{url}: download larger than {_MAX_DOWNLOAD_BYTES:,} bytes; refused")
                 digest.update(block)
                 out.write(block)
-        if digest.hexdigest() != sha256:
-            raise ModelFileError(
-                f"{url}: SHA-256 mismatch (got {digest.hexdigest()}, expected {sha256}); file discarded"
-            )
-        os.replace(tmp, destination)
+            if digest.hexdigest() != sha256:
+                raise ModelFileError(
+                    f"{url}: SHA-256 mismatch (got {digest.hexdigest()}, expected {sha256}); file discarded"
+                )
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ModelFileError(f"{url}: download failed ({reason})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return destination
 
 

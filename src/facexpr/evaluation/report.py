@@ -10,18 +10,17 @@ from typing import Any
 import matplotlib
 import numpy as np
 
+from facexpr.files import atomic_write
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
 def write_json(report: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write atomically, so an interrupted run never leaves half a report."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    with atomic_write(path) as handle:
+        handle.write((json.dumps(report, indent=2) + "\n").encode())
+    return Path(path)
 
 
 def plot_confusion(matrix: Any, class_names: list[str], path: str | os.PathLike, title: str = "") -> Path:

@@ -17,6 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save as serialize_tensors
 
 from facexpr.config import ModelConfig
+from facexpr.files import atomic_write
 from facexpr.labels import FER2013_CLASSES, OFFICIAL_RESEMOTENET_ORDER, permutation
 from facexpr.models.classifier import ExpressionClassifier, ensemble_members
 from facexpr.models.registry import MODEL_CONFIGS, get_config
@@ -44,11 +45,10 @@ def save_weights(model: ExpressionClassifier, path: str | os.PathLike, *, half: 
         if half and value.is_floating_point():
             value = value.half()
         tensors[key] = value
-    tmp = path.with_name(path.name + ".tmp")
     # serialised here and written with open() so the file gets the usual umask permissions (safetensors'
     # save_file creates it readable by its owner only, and installed copies would keep that mode)
-    tmp.write_bytes(serialize_tensors(tensors, metadata={"facexpr_config": model.config.to_json(), "format": "pt"}))
-    os.replace(tmp, path)
+    with atomic_write(path) as handle:
+        handle.write(serialize_tensors(tensors, metadata={"facexpr_config": model.config.to_json(), "format": "pt"}))
     return path
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from facexpr.data.datasets import ImageSet
 from facexpr.evaluation.evaluate import predict_proba
+from facexpr.files import atomic_write
 from facexpr.models import load_networks
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,8 @@ def teacher_probabilities(
         )
     probabilities = _mean_probabilities(sources, data, input_size)
     if cache is not None:
-        partial = Path(cache).with_suffix(".partial.npy")
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        np.save(partial, probabilities)
-        partial.replace(cache)
+        with atomic_write(cache) as handle:
+            np.save(handle, probabilities)
     return probabilities
 
 
