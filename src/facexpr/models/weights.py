@@ -38,7 +38,6 @@ class WeightsMismatchError(WeightsError):
 def save_weights(model: ExpressionClassifier, path: str | os.PathLike, *, half: bool = False) -> Path:
     """Write ``model.net`` weights and its config to a safetensors file (atomically)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {}
     for key, value in model.net.state_dict().items():
         value = value.detach().cpu().contiguous()

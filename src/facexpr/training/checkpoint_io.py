@@ -26,6 +26,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
 
 
+_SAVED_PATHS = ("best_model_path", "kth_best_model_path", "last_model_path")
+
+
 class BestCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` whose restored state follows the run folder.
 
@@ -45,9 +48,8 @@ class BestCheckpoint(ModelCheckpoint):
 
             state_dict = {
                 **state_dict,
+                **{key: rebased(state_dict[key]) for key in _SAVED_PATHS if key in state_dict},
                 "dirpath": self.dirpath,
-                **{key: rebased(state_dict.get(key)) for key in ("best_model_path", "kth_best_model_path")},
-                "last_model_path": rebased(state_dict.get("last_model_path", "")),
                 "best_k_models": {rebased(path): score for path, score in state_dict.get("best_k_models", {}).items()},
             }
         super().load_state_dict(state_dict)
